@@ -1,0 +1,461 @@
+import Foundation
+import GateCore
+import Logging
+import Synchronization
+
+/// What a run came to when its driver stopped: finished, or paused at the gate.
+public struct RunOutcome: Sendable, Equatable {
+    public enum Status: String, Sendable, Codable {
+        case completed
+        case awaitingConfirmation = "awaiting_confirmation"
+        case failed, cancelled
+    }
+
+    public var runID: String
+    public var sessionID: String
+    public var status: Status
+    public var reply: String
+    public var pendingConfirmations: [Confirmation]
+    public var toolsUsed: [String]
+    public var error: String?
+    /// The session's last event seq when the driver stopped: a stream of this run can
+    /// end once it has sent this event.
+    public var lastSeq: Int64
+}
+
+/// A run being driven in the background. Awaiting `outcome` never cancels the run: a
+/// client that disconnects does not stop the agent.
+public struct RunHandle: Sendable {
+    public var runID: String
+    public var sessionID: String
+    /// The session's last seq before this drive wrote anything.
+    public var startSeq: Int64
+    public var task: Task<RunOutcome, Never>
+
+    public var outcome: RunOutcome {
+        get async { await task.value }
+    }
+}
+
+public struct DecisionResult: Sendable {
+    public var confirmation: Confirmation
+    /// The events the decision itself appended.
+    public var events: [SessionEvent]
+    /// Set when this decision settled the last open confirmation of its step.
+    public var resumed: RunHandle?
+}
+
+/// The engine of SPEC §2: it drives a session's run through model steps, runs what
+/// the policy allows, stops at the gate for the rest, and resumes when every
+/// confirmation of the step is settled. Every state change goes through the
+/// ``Store`` first; the engine keeps no state of its own beyond the tasks it drives.
+public final class RunEngine: Sendable {
+    public struct Configuration: Sendable {
+        /// Seconds a confirmation stays pending (SPEC default 300).
+        public var confirmationTTL: TimeInterval
+        /// Model steps a run may take before it fails.
+        public var maxSteps: Int
+        /// Where session workspaces live: `<root>/<session_id>/`.
+        public var workspaceRoot: URL
+
+        public init(confirmationTTL: TimeInterval = 300, maxSteps: Int = 24, workspaceRoot: URL) {
+            self.confirmationTTL = confirmationTTL
+            self.maxSteps = maxSteps
+            self.workspaceRoot = workspaceRoot
+        }
+    }
+
+    public let store: any Store
+    public let agents: AgentRegistry
+    public let clock: any WallClock
+    public let notifier: EventNotifier
+    public let configuration: Configuration
+    let logger: Logger
+    private let drivers = Mutex<[Int: Task<RunOutcome, Never>]>([:])
+    private let driverIDs = Atomic<Int>(0)
+
+    public init(
+        store: any Store, agents: AgentRegistry, clock: any WallClock = SystemClock(),
+        notifier: EventNotifier = EventNotifier(), configuration: Configuration,
+        logger: Logger = Logger(label: "countersign.engine")
+    ) {
+        self.store = store
+        self.agents = agents
+        self.clock = clock
+        self.notifier = notifier
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func workspace(of sessionID: String) -> URL {
+        configuration.workspaceRoot.appendingPathComponent(sessionID, isDirectory: true)
+    }
+
+    // MARK: Sessions
+
+    public func createSession(namespaceID: String, actor: String, agent: String, metadata: JSONValue = [:])
+        async throws -> Session
+    {
+        guard agents[agent] != nil else {
+            throw CountersignError.validation(
+                "Unknown agent '\(agent)'.", details: ["agents": .array(agents.names.map(JSONValue.string))])
+        }
+        let now = clock.now()
+        let session = Session(
+            id: Identifier.make("ses"), namespaceID: namespaceID, actor: actor, agent: agent, metadata: metadata,
+            createdAt: now, updatedAt: now)
+        try FileManager.default.createDirectory(at: workspace(of: session.id), withIntermediateDirectories: true)
+        _ = try await store.createSession(
+            session, events: [],
+            audit: AuditDraft(
+                namespaceID: namespaceID, actor: actor, action: "session.created", subject: session.id,
+                data: ["agent": .string(agent)]))
+        return session
+    }
+
+    /// Starts a run for a user message. Words never approve: while a confirmation is
+    /// pending this throws `confirmation_pending` and nothing is written.
+    public func send(sessionID: String, content: String) async throws -> RunHandle {
+        guard let session = try await store.session(id: sessionID) else { throw CountersignError.notFound("Session") }
+        let run = Run(id: Identifier.make("run"), sessionID: sessionID, createdAt: clock.now())
+        let events = try await store.startRun(run, message: content, now: clock.now())
+        notifier.notify(events)
+        return drive(runID: run.id, sessionID: sessionID, startSeq: session.lastSeq)
+    }
+
+    // MARK: Decisions
+
+    /// Decides a confirmation (SPEC §2.1–2.6 minus authorisation, which the caller
+    /// checks). Edited params are validated against the tool's schema first.
+    public func decide(confirmationID: String, request: DecisionRequest, decidedBy: String) async throws
+        -> DecisionResult
+    {
+        guard let confirmation = try await store.confirmation(id: confirmationID) else {
+            throw CountersignError.notFound("Confirmation")
+        }
+        guard let session = try await store.session(id: confirmation.sessionID) else {
+            throw CountersignError.notFound("Session")
+        }
+        let tool = agents[session.agent]?.tool(named: confirmation.toolName)
+        var grantAllowed = false
+        if let agent = agents[session.agent], let tool {
+            grantAllowed = agent.policy.allowsGrant(toolName: tool.descriptor.name, flags: tool.descriptor.flags)
+        }
+        if let edited = request.editedParams {
+            guard request.kind == .approve else {
+                throw CountersignError.validation("edited_params is allowed only with decision 'approve'.")
+            }
+            if let tool {
+                let violations = JSONSchema(tool.descriptor.inputSchema).validate(edited)
+                if !violations.isEmpty {
+                    throw CountersignError.validation(
+                        "edited_params do not match the tool's input schema.",
+                        details: [
+                            "violations": .array(
+                                violations.map { ["path": .string($0.path), "message": .string($0.message)] })
+                        ])
+                }
+            }
+        }
+        if request.kind == .approve, request.remember == .session, !grantAllowed,
+            confirmation.status == .pending
+        {
+            throw CountersignError.validation(
+                "remember: session is not allowed for \(confirmation.toolName) (destructive tools are never "
+                    + "remembered unless the agent config allows it).")
+        }
+        let outcome = try await store.decide(
+            confirmationID: confirmationID, request: request, decidedBy: decidedBy, grantAllowed: grantAllowed,
+            now: clock.now())
+        notifier.notify(outcome.events)
+        var resumed: RunHandle?
+        if let runID = outcome.resumeRunID {
+            let startSeq = (outcome.events.map(\.seq).min() ?? 1) - 1
+            resumed = drive(runID: runID, sessionID: confirmation.sessionID, startSeq: startSeq)
+        }
+        if let rejection = outcome.rejection { throw rejection }
+        return DecisionResult(confirmation: outcome.confirmation, events: outcome.events, resumed: resumed)
+    }
+
+    /// Expires every due confirmation and resumes the runs that were waiting only on
+    /// them. Returns how many expired.
+    @discardableResult
+    public func expireDue(limit: Int = 500) async throws -> Int {
+        let outcomes = try await store.expireDue(now: clock.now(), limit: limit)
+        for outcome in outcomes {
+            notifier.notify(outcome.events)
+            if let runID = outcome.resumeRunID {
+                let startSeq = (outcome.events.map(\.seq).min() ?? 1) - 1
+                _ = drive(runID: runID, sessionID: outcome.confirmation.sessionID, startSeq: startSeq)
+            }
+        }
+        return outcomes.count
+    }
+
+    public func cancel(sessionID: String, actor: String) async throws -> CancelOutcome {
+        let outcome = try await store.cancelSession(sessionID: sessionID, actor: actor, now: clock.now())
+        notifier.notify(outcome.events)
+        return outcome
+    }
+
+    /// After a restart: interrupted calls are marked and every run that was running is
+    /// driven again.
+    public func recover() async throws -> [RunHandle] {
+        let runIDs = try await store.recoverAfterCrash(now: clock.now())
+        var handles: [RunHandle] = []
+        for runID in runIDs {
+            guard let snapshot = try? await store.runSnapshot(runID: runID) else { continue }
+            handles.append(drive(runID: runID, sessionID: snapshot.session.id, startSeq: snapshot.session.lastSeq))
+        }
+        return handles
+    }
+
+    /// Waits for every run being driven to stop (graceful shutdown).
+    public func drain() async {
+        let tasks = drivers.withLock { Array($0.values) }
+        for task in tasks { _ = await task.value }
+    }
+
+    public var activeDrivers: Int { drivers.withLock { $0.count } }
+
+    // MARK: Driving
+
+    private func drive(runID: String, sessionID: String, startSeq: Int64) -> RunHandle {
+        let id = driverIDs.wrappingAdd(1, ordering: .relaxed).newValue
+        let task = Task { [self] in
+            let outcome = await self.runLoop(runID: runID)
+            _ = drivers.withLock { $0.removeValue(forKey: id) }
+            return outcome
+        }
+        drivers.withLock { $0[id] = task }
+        return RunHandle(runID: runID, sessionID: sessionID, startSeq: startSeq, task: task)
+    }
+
+    private func runLoop(runID: String) async -> RunOutcome {
+        var toolsUsed: [String] = []
+        var reply = ""
+        do {
+            while true {
+                let snapshot = try await store.runSnapshot(runID: runID)
+                guard snapshot.run.status == .running else {
+                    return try await outcome(of: snapshot, toolsUsed: toolsUsed, reply: reply)
+                }
+                guard let agent = agents[snapshot.session.agent] else {
+                    let events = try await store.endRun(
+                        runID: runID, status: .failed, tokens: "", finalText: nil,
+                        error: "Agent '\(snapshot.session.agent)' is not configured on this server.",
+                        now: clock.now())
+                    notifier.notify(events)
+                    continue
+                }
+                if !snapshot.calls.isEmpty {
+                    for call in snapshot.calls {
+                        if try await settle(call, agent: agent) { toolsUsed.append(call.toolName) }
+                    }
+                    switch try await store.pauseRun(runID: runID, now: clock.now()) {
+                    case .paused(let events):
+                        notifier.notify(events)
+                        continue
+                    case .stopped:
+                        continue
+                    case .proceed:
+                        break
+                    }
+                }
+                reply = try await modelStep(snapshot: snapshot, agent: agent)
+            }
+        } catch is RunStopped {
+            return (try? await outcomeAfterStop(runID: runID, toolsUsed: toolsUsed, reply: reply))
+                ?? RunOutcome(
+                    runID: runID, sessionID: "", status: .cancelled, reply: reply, pendingConfirmations: [],
+                    toolsUsed: toolsUsed, error: nil, lastSeq: 0)
+        } catch {
+            let message = (error as? CountersignError)?.message ?? "The run failed: \(error)"
+            logger.error("run failed", metadata: ["run_id": "\(runID)", "error": "\(error)"])
+            if let events = try? await store.endRun(
+                runID: runID, status: .failed, tokens: "", finalText: nil, error: message, now: clock.now())
+            {
+                notifier.notify(events)
+            }
+            return (try? await outcomeAfterStop(runID: runID, toolsUsed: toolsUsed, reply: reply))
+                ?? RunOutcome(
+                    runID: runID, sessionID: "", status: .failed, reply: reply, pendingConfirmations: [],
+                    toolsUsed: toolsUsed, error: message, lastSeq: 0)
+        }
+    }
+
+    /// Runs or settles one call of the current step. Returns whether a tool ran.
+    private func settle(_ call: ToolCall, agent: Agent) async throws -> Bool {
+        let tool = agent.tool(named: call.toolName)
+        switch call.status {
+        case .ready:
+            return try await execute(call, tool: tool, rerun: false)
+        case .interrupted:
+            if let tool, tool.descriptor.flags.idempotent {
+                return try await execute(call, tool: tool, rerun: true)
+            }
+            notifier.notify(try await store.abandonInterrupted(callID: call.id, now: clock.now()))
+            return false
+        default:
+            return false
+        }
+    }
+
+    private func execute(_ call: ToolCall, tool: (any Tool)?, rerun: Bool) async throws -> Bool {
+        guard case .claimed(let started) = try await store.claimToolCall(callID: call.id, rerun: rerun, now: clock.now())
+        else { return false }
+        notifier.notify(started)
+        var output: ToolOutput
+        if let tool {
+            let context = ToolContext(
+                sessionID: call.sessionID, callID: call.id, confirmationID: call.confirmationID,
+                workspace: workspace(of: call.sessionID))
+            output = await tool.run(call.params, context: context)
+        } else {
+            output = .failure("Tool \(call.toolName) is no longer available.")
+        }
+        if let original = call.originalParams {
+            output.content =
+                "Note: the person edited this call before approving it. It ran with \(call.params.canonicalString) "
+                + "instead of \(original.canonicalString).\n" + output.content
+        }
+        let events = try await store.finishToolCall(
+            callID: call.id, output: output, taints: tool?.descriptor.flags.openWorld ?? false, now: clock.now())
+        notifier.notify(events)
+        return true
+    }
+
+    /// Calls the model once and persists what it asked for. Returns its text.
+    private func modelStep(snapshot: RunSnapshot, agent: Agent) async throws -> String {
+        let run = snapshot.run
+        let session = snapshot.session
+        guard run.step < configuration.maxSteps else {
+            notifier.notify(
+                try await store.endRun(
+                    runID: run.id, status: .failed, tokens: "", finalText: nil,
+                    error: "The run stopped after \(configuration.maxSteps) model steps.", now: clock.now()))
+            return ""
+        }
+        let history = try await store.history(sessionID: session.id)
+        let tools = run.finalStepOnly ? [] : agent.tools.map(\.descriptor)
+        let tokens = TokenBuffer()
+        let response = try await agent.model.respond(
+            to: ModelRequest(instructions: agent.instructions, messages: history, tools: tools),
+            onToken: { delta in tokens.append(delta) })
+        let streamed = tokens.take()
+        let text = response.text
+        let tokenText = streamed.isEmpty ? text : streamed
+        if response.toolCalls.isEmpty || run.finalStepOnly {
+            notifier.notify(
+                try await store.endRun(
+                    runID: run.id, status: .completed, tokens: tokenText, finalText: text, error: nil,
+                    now: clock.now()))
+            return text
+        }
+        let grants = Set(try await store.grants(sessionID: session.id).map(\.toolName))
+        let now = clock.now()
+        let ttl = agent.confirmationTTL ?? configuration.confirmationTTL
+        var calls: [ToolCall] = []
+        var confirmations: [Confirmation] = []
+        for (index, modelCall) in response.toolCalls.enumerated() {
+            var call = ToolCall(
+                id: Identifier.make("call"), sessionID: session.id, runID: run.id, step: run.step + 1, index: index,
+                modelCallID: modelCall.id, toolName: modelCall.name, params: .object([:]), gate: .auto, status: .ready)
+            guard let tool = agent.tool(named: modelCall.name) else {
+                call.gate = .deniedByPolicy
+                call.status = .blocked
+                call.output = .failure(
+                    "There is no tool named \(modelCall.name). Available tools: "
+                        + agent.tools.map(\.descriptor.name).joined(separator: ", ") + ".")
+                calls.append(call)
+                continue
+            }
+            guard let params = try? JSONValue.parse(modelCall.arguments.isEmpty ? "{}" : modelCall.arguments),
+                case .object = params
+            else {
+                call.gate = .deniedByPolicy
+                call.status = .blocked
+                call.output = .failure(
+                    "The arguments of this call were not a valid JSON object, so it did not run. "
+                        + "Send the call again with valid arguments.")
+                calls.append(call)
+                continue
+            }
+            call.params = params
+            let violations = JSONSchema(tool.descriptor.inputSchema).validate(params)
+            if !violations.isEmpty {
+                call.gate = .deniedByPolicy
+                call.status = .blocked
+                call.output = .failure(
+                    "The arguments did not match the tool's schema, so it did not run: "
+                        + violations.map(\.description).joined(separator: "; "))
+                calls.append(call)
+                continue
+            }
+            let decision = PolicyEvaluator.evaluate(
+                toolName: tool.descriptor.name, flags: tool.descriptor.flags, params: params, policy: agent.policy,
+                tainted: session.tainted, granted: grants.contains(tool.descriptor.name))
+            switch decision {
+            case .run:
+                call.gate = .auto
+                call.status = .ready
+            case .deny(let ruleID):
+                call.gate = .deniedByPolicy
+                call.status = .blocked
+                call.output = .failure(
+                    "Policy does not allow \(tool.descriptor.name)"
+                        + (ruleID.map { " (rule \($0))" } ?? "") + ", so it did not run.")
+            case .confirm(let why, let ruleID):
+                let confirmation = Confirmation(
+                    id: Identifier.make("conf"), namespaceID: session.namespaceID, sessionID: session.id,
+                    runID: run.id, callID: call.id, toolName: tool.descriptor.name, toolKey: tool.descriptor.toolKey,
+                    summary: tool.summary(of: params), policy: why, ruleID: ruleID, params: params,
+                    requestedBy: "agent:\(agent.name)", createdAt: now, expiresAt: now.addingTimeInterval(ttl))
+                call.gate = .awaitingConfirmation
+                call.status = .awaiting
+                call.confirmationID = confirmation.id
+                confirmations.append(confirmation)
+            }
+            calls.append(call)
+        }
+        let events = try await store.commitStep(
+            StepCommit(
+                runID: run.id, sessionID: session.id, namespaceID: session.namespaceID, step: run.step + 1, text: text,
+                modelCalls: response.toolCalls, calls: calls, confirmations: confirmations, actor: session.actor,
+                tokens: tokenText, now: now))
+        notifier.notify(events)
+        return text
+    }
+
+    // MARK: Outcomes
+
+    private func outcomeAfterStop(runID: String, toolsUsed: [String], reply: String) async throws -> RunOutcome {
+        try await outcome(of: try await store.runSnapshot(runID: runID), toolsUsed: toolsUsed, reply: reply)
+    }
+
+    private func outcome(of snapshot: RunSnapshot, toolsUsed: [String], reply: String) async throws -> RunOutcome {
+        let status: RunOutcome.Status
+        var pending: [Confirmation] = []
+        switch snapshot.run.status {
+        case .completed: status = .completed
+        case .failed: status = .failed
+        case .cancelled: status = .cancelled
+        case .awaiting, .running:
+            status = .awaitingConfirmation
+            pending = try await store.confirmations(
+                namespaceID: snapshot.session.namespaceID,
+                filter: ConfirmationFilter(status: .pending, sessionID: snapshot.session.id, limit: 1000))
+        }
+        return RunOutcome(
+            runID: snapshot.run.id, sessionID: snapshot.session.id, status: status, reply: reply,
+            pendingConfirmations: pending, toolsUsed: toolsUsed, error: snapshot.run.error,
+            lastSeq: snapshot.session.lastSeq)
+    }
+}
+
+/// Collects streamed text deltas of one model step.
+final class TokenBuffer: Sendable {
+    private let text = Mutex("")
+    func append(_ delta: String) { text.withLock { $0 += delta } }
+    func take() -> String { text.withLock { value in defer { value = "" }; return value } }
+}

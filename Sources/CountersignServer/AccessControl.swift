@@ -1,0 +1,45 @@
+import AgentRuntime
+import GateCore
+
+/// Who may see and decide what (SPEC §1, §2.6). Objects of another namespace do not
+/// exist for the caller (404); another actor's objects in the same namespace are 403
+/// unless the caller is an approver or admin.
+struct AccessControl: Sendable {
+    let store: any Store
+
+    /// A session the caller may read and write.
+    func session(_ id: String, for identity: Identity) async throws -> Session {
+        guard let session = try await store.session(id: id), session.namespaceID == identity.namespaceID else {
+            throw CountersignError.notFound("Session")
+        }
+        guard session.actor == identity.actor || identity.seesWholeNamespace else {
+            throw CountersignError(.forbidden, "This session belongs to another actor.")
+        }
+        return session
+    }
+
+    /// A confirmation the caller may read.
+    func confirmation(_ id: String, for identity: Identity) async throws -> (Confirmation, Session) {
+        guard let confirmation = try await store.confirmation(id: id), confirmation.namespaceID == identity.namespaceID,
+            let session = try await store.session(id: confirmation.sessionID)
+        else { throw CountersignError.notFound("Confirmation") }
+        guard session.actor == identity.actor || identity.seesWholeNamespace else {
+            throw CountersignError(.forbidden, "This confirmation belongs to another actor's session.")
+        }
+        return (confirmation, session)
+    }
+
+    /// A confirmation the caller may decide: the session's actor, or an approver.
+    func decidable(_ id: String, for identity: Identity) async throws -> Confirmation {
+        let (confirmation, session) = try await confirmation(id, for: identity)
+        guard session.actor == identity.actor || identity.role == .approver else {
+            throw CountersignError(
+                .forbidden, "Only the session's actor or an approver of the namespace may decide this confirmation.")
+        }
+        return confirmation
+    }
+
+    func requireAdmin(_ identity: Identity) throws {
+        guard identity.role == .admin else { throw CountersignError(.forbidden, "This needs an admin key.") }
+    }
+}

@@ -1,0 +1,104 @@
+import AgentRuntime
+import GateCore
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// Server-Sent Events as a view of a session's durable event log (SPEC §3): `id:` is
+/// the seq, `event:` the type, `data:` one JSON line. The stream holds no state of its
+/// own beyond its cursor, so reconnecting with `Last-Event-ID` is always exact.
+struct EventStream: Sendable {
+    let store: any Store
+    let notifier: EventNotifier
+    let heartbeat: Duration
+
+    /// When a stream ends.
+    enum Until: Sendable {
+        /// Never: the client closes it (the session events endpoint).
+        case disconnect
+        /// When the run has stopped (completed, failed, cancelled or paused at the
+        /// gate) and every event up to that point has been sent.
+        case runStops(RunHandle)
+        /// Once the event with this seq has been sent.
+        case seq(Int64)
+    }
+
+    static func format(_ event: SessionEvent) -> String {
+        "id: \(event.seq)\nevent: \(event.type)\ndata: \(event.data.canonicalString)\n\n"
+    }
+
+    func response(sessionID: String, after: Int64, until: Until, encode: @escaping @Sendable (SessionEvent) -> String? = format)
+        -> Response
+    {
+        let store = self.store
+        let notifier = self.notifier
+        let heartbeat = self.heartbeat
+        let body = ResponseBody { writer in
+            let signals = notifier.subscribe(sessionID: sessionID, heartbeat: heartbeat)
+            let stopAt = StopMark()
+            if case .seq(let last) = until { stopAt.withLock { $0 = last } }
+            var watcher: Task<Void, Never>?
+            if case .runStops(let handle) = until {
+                watcher = Task {
+                    let outcome = await handle.outcome
+                    stopAt.withLock { $0 = outcome.lastSeq }
+                    notifier.notify(sessionID: sessionID, seq: outcome.lastSeq)
+                }
+            }
+            defer { watcher?.cancel() }
+            var cursor = after
+            // Sends everything after the cursor; returns true when the stream is done.
+            func flush(_ writer: inout any ResponseBodyWriter) async throws -> Bool {
+                while true {
+                    let limit = stopAt.withLock { $0 }
+                    let batch = try await store.events(sessionID: sessionID, after: cursor, limit: 500)
+                    var buffer = ByteBuffer()
+                    for event in batch {
+                        if let text = encode(event) { buffer.writeString(text) }
+                        cursor = event.seq
+                    }
+                    if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                    if batch.count < 500 {
+                        if let limit, cursor >= limit { return true }
+                        return false
+                    }
+                }
+            }
+            var initial = ByteBuffer()
+            initial.writeString(": connected\n\n")
+            try await writer.write(initial)
+            if try await flush(&writer) {
+                try await writer.finish(nil)
+                return
+            }
+            for await signal in signals {
+                switch signal {
+                case .heartbeat:
+                    var ping = ByteBuffer()
+                    ping.writeString(": ping\n\n")
+                    try await writer.write(ping)
+                    if stopAt.withLock({ $0 }) != nil, try await flush(&writer) {
+                        try await writer.finish(nil)
+                        return
+                    }
+                case .appended:
+                    if try await flush(&writer) {
+                        try await writer.finish(nil)
+                        return
+                    }
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "keep-alive"],
+            body: body)
+    }
+}
+
+/// The seq after which a stream ends, once known.
+final class StopMark: Sendable {
+    private let value = Mutex<Int64?>(nil)
+    func withLock<T>(_ body: (inout Int64?) -> T) -> T { value.withLock { body(&$0) } }
+}

@@ -1,0 +1,69 @@
+import AgentRuntime
+import Foundation
+import GateCore
+
+/// Everything `countersign serve` can be told, with the defaults of SPEC §8.
+public struct ServerConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port (tests); the bound port is reported by `onServerRunning`.
+    public var port: Int = 8080
+    /// `sqlite:PATH` or `postgres://…`.
+    public var databaseURL: String = "sqlite:./countersign.db"
+    /// Where session workspaces live. Nil: `countersign-data/` beside the database.
+    public var dataDirectory: String?
+    public var confirmationTTL: TimeInterval = 300
+    /// SSE heartbeat interval (SPEC: at least every 15 s).
+    public var heartbeat: Duration = .seconds(15)
+    /// How often the expiry sweeper looks for due confirmations.
+    public var sweepInterval: Duration = .seconds(1)
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes: Int = 1 << 20
+    /// Longest user message accepted, in characters.
+    public var maxMessageCharacters: Int = 32_000
+    /// Agents beside the built-in `demo`.
+    public var agents: [Agent] = []
+    public var clock: any WallClock = SystemClock()
+    /// Write the bootstrap admin key to this file (0600). Nil: `<database>.admin-key`.
+    public var adminKeyFile: String?
+
+    public init() {}
+
+    public enum Database: Equatable, Sendable {
+        case sqlite(path: String)
+        case postgres(url: String)
+    }
+
+    public func database() throws -> Database {
+        if databaseURL.hasPrefix("sqlite:") {
+            var path = String(databaseURL.dropFirst("sqlite:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else { throw CountersignError.validation("The sqlite: URL has no path.") }
+            return .sqlite(path: path)
+        }
+        if databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://") {
+            return .postgres(url: databaseURL)
+        }
+        throw CountersignError.validation(
+            "Unsupported database URL '\(databaseURL)': use sqlite:PATH or postgres://user:pass@host:port/db.")
+    }
+
+    /// The resolved data directory.
+    public func resolvedDataDirectory() throws -> URL {
+        if let dataDirectory { return URL(fileURLWithPath: dataDirectory, isDirectory: true) }
+        switch try database() {
+        case .sqlite(let path):
+            return URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(
+                "countersign-data", isDirectory: true)
+        case .postgres:
+            return URL(fileURLWithPath: "countersign-data", isDirectory: true)
+        }
+    }
+
+    public func resolvedAdminKeyFile() throws -> String {
+        if let adminKeyFile { return adminKeyFile }
+        switch try database() {
+        case .sqlite(let path): return path + ".admin-key"
+        case .postgres: return try resolvedDataDirectory().appendingPathComponent("admin.key").path
+        }
+    }
+}

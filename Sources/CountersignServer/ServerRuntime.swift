@@ -1,0 +1,127 @@
+import AgentRuntime
+import Foundation
+import GateCore
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Storage
+
+/// The parts of a running Countersign: store, engine, notifier. `open` prepares them
+/// (migrations, first-start bootstrap, crash recovery); `application` wires the HTTP
+/// app over them. `main` and the tests use the same two calls.
+public struct ServerRuntime: Sendable {
+    public let configuration: ServerConfiguration
+    public let store: any Store
+    public let engine: RunEngine
+    /// The admin key created on first start with an empty database, shown once.
+    public let bootstrapKey: String?
+    public let bootstrapKeyFile: String?
+    /// Runs that were running when the previous process stopped, now driven again.
+    public let recovered: [RunHandle]
+
+    public static func open(_ configuration: ServerConfiguration, logger: Logger = Logger(label: "countersign"))
+        async throws -> ServerRuntime
+    {
+        let store: any Store
+        switch try configuration.database() {
+        case .sqlite(let path):
+            let url = URL(fileURLWithPath: path)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            store = try SQLiteStore(path: path)
+        case .postgres:
+            throw CountersignError(
+                .unavailable, "The PostgreSQL store is not available in this build yet; use sqlite:PATH.")
+        }
+        try await store.migrate()
+        let clock = configuration.clock
+        var agents = [DemoAgent.make()]
+        agents.append(contentsOf: configuration.agents)
+        let dataDirectory = try configuration.resolvedDataDirectory()
+        let engine = RunEngine(
+            store: store, agents: AgentRegistry(agents), clock: clock,
+            configuration: RunEngine.Configuration(
+                confirmationTTL: configuration.confirmationTTL,
+                workspaceRoot: dataDirectory.appendingPathComponent("workspaces", isDirectory: true)),
+            logger: logger)
+        let (key, keyFile) = try await bootstrap(store: store, configuration: configuration, now: clock.now())
+        let recovered = try await engine.recover()
+        return ServerRuntime(
+            configuration: configuration, store: store, engine: engine, bootstrapKey: key,
+            bootstrapKeyFile: keyFile, recovered: recovered)
+    }
+
+    /// On first start with an empty database: namespace `default` and one admin key,
+    /// written to a 0600 file beside the database.
+    static func bootstrap(store: any Store, configuration: ServerConfiguration, now: Date) async throws
+        -> (String?, String?)
+    {
+        let namespace = Namespace(id: Identifier.make("ns", length: 16), name: "default", createdAt: now)
+        let issued = APIKeys.issue(namespaceID: namespace.id, actor: "admin", role: .admin, now: now)
+        guard try await store.bootstrapIfEmpty(namespace: namespace, key: issued.record) else { return (nil, nil) }
+        let path = try configuration.resolvedAdminKeyFile()
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        FileManager.default.createFile(
+            atPath: path, contents: Data((issued.key + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        return (issued.key, path)
+    }
+
+    public func router() -> Router<AppRequestContext> {
+        let router = Router(context: AppRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        let access = AccessControl(store: store)
+        let stream = EventStream(store: store, notifier: engine.notifier, heartbeat: configuration.heartbeat)
+        HealthController(store: store, engine: engine).register(on: router)
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(store: store, clock: configuration.clock))
+        SessionsController(engine: engine, access: access, stream: stream, configuration: configuration)
+            .register(on: v1)
+        ConfirmationsController(engine: engine, access: access, stream: stream, configuration: configuration)
+            .register(on: v1)
+        AdminController(store: store, access: access, clock: configuration.clock, configuration: configuration)
+            .register(on: v1)
+        return router
+    }
+
+    /// The HTTP application with the expiry sweeper and the engine's drain on shutdown.
+    public func application(
+        logger: Logger = Logger(label: "countersign"),
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router(),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "countersign"),
+            services: [ExpirySweeper(engine: engine, interval: configuration.sweepInterval, logger: logger)],
+            onServerRunning: onServerRunning, logger: logger)
+    }
+}
+
+/// Expires due confirmations in the background. Expiry is also enforced at decision
+/// time by the store's clock check, so the sweeper only makes expiry visible sooner.
+struct ExpirySweeper: Service {
+    let engine: RunEngine
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await engine.expireDue()
+                } catch {
+                    logger.warning("expiry sweep failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+        await engine.drain()
+    }
+}
+
+/// `buildApplication(configuration)` of the Hummingbird templates.
+public func buildApplication(_ configuration: ServerConfiguration) async throws -> some ApplicationProtocol {
+    try await ServerRuntime.open(configuration).application()
+}

@@ -1,0 +1,138 @@
+import GRDB
+
+/// Versioned schema of the SQLite store. A released migration is never edited: a
+/// change is a new migration appended to the list.
+enum SQLiteMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1_initial") { db in
+            try db.execute(sql: v1)
+        }
+        return migrator
+    }
+
+    /// Timestamps are integer milliseconds since 1970 (UTC). JSON columns hold
+    /// canonical JSON text; `*_json` blobs carry `"v": 1` where they are structs.
+    static let v1 = """
+        CREATE TABLE namespaces (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE api_keys (
+            prefix TEXT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            namespace_id TEXT NOT NULL REFERENCES namespaces(id),
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            revoked_at INTEGER
+        );
+        CREATE INDEX api_keys_namespace ON api_keys(namespace_id);
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            namespace_id TEXT NOT NULL REFERENCES namespaces(id),
+            actor TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            status TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            tainted INTEGER NOT NULL DEFAULT 0,
+            active_run_id TEXT,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX sessions_namespace ON sessions(namespace_id, created_at, id);
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            status TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            final_step_only INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            created_at INTEGER NOT NULL,
+            ended_at INTEGER
+        );
+        CREATE INDEX runs_status ON runs(status);
+        CREATE INDEX runs_session ON runs(session_id);
+        CREATE TABLE messages (
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            idx INTEGER NOT NULL,
+            run_id TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (session_id, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE tool_calls (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            step INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            model_call_id TEXT NOT NULL,
+            tool_name TEXT NOT NULL,
+            params TEXT NOT NULL,
+            original_params TEXT,
+            gate TEXT NOT NULL,
+            status TEXT NOT NULL,
+            confirmation_id TEXT,
+            output TEXT
+        );
+        CREATE INDEX tool_calls_run_step ON tool_calls(run_id, step, idx);
+        CREATE INDEX tool_calls_session ON tool_calls(session_id);
+        CREATE INDEX tool_calls_status ON tool_calls(status);
+        CREATE TABLE confirmations (
+            id TEXT PRIMARY KEY,
+            namespace_id TEXT NOT NULL REFERENCES namespaces(id),
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            call_id TEXT NOT NULL UNIQUE REFERENCES tool_calls(id),
+            tool_name TEXT NOT NULL,
+            tool_key TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            rule_id TEXT,
+            params TEXT NOT NULL,
+            params_hash TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            decision TEXT
+        );
+        CREATE INDEX confirmations_inbox ON confirmations(namespace_id, status, created_at, id);
+        CREATE INDEX confirmations_due ON confirmations(status, expires_at);
+        CREATE INDEX confirmations_run ON confirmations(run_id, status);
+        CREATE INDEX confirmations_session ON confirmations(session_id, status);
+        CREATE TABLE grants (
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            tool_name TEXT NOT NULL,
+            confirmation_id TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (session_id, tool_name)
+        ) WITHOUT ROWID;
+        CREATE TABLE events (
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            seq INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (session_id, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            data TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_namespace ON audit(namespace_id, id);
+        """
+}

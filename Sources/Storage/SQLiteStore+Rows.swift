@@ -1,0 +1,271 @@
+import AgentRuntime
+import Foundation
+import GRDB
+import GateCore
+
+extension Date {
+    /// Milliseconds since 1970, the stores' time format.
+    public var millis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    public init(millis: Int64) {
+        self.init(timeIntervalSince1970: TimeInterval(millis) / 1000)
+    }
+}
+
+/// Row mapping and the small writes shared by the store's transactions.
+extension SQLiteStore {
+    static func json(_ text: String?) throws -> JSONValue? {
+        guard let text else { return nil }
+        return try JSONValue.parse(text)
+    }
+
+    static func encode<T: Encodable>(_ value: T?) throws -> String? {
+        guard let value else { return nil }
+        return String(decoding: try JSONCoding.encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
+        guard let text else { return nil }
+        return try JSONCoding.decoder.decode(T.self, from: Data(text.utf8))
+    }
+
+    // MARK: Reads
+
+    static func namespace(_ row: Row) -> Namespace {
+        Namespace(id: row["id"], name: row["name"], createdAt: Date(millis: row["created_at"]))
+    }
+
+    static func apiKey(_ row: Row) -> APIKey {
+        APIKey(
+            prefix: row["prefix"], hash: row["hash"], namespaceID: row["namespace_id"], actor: row["actor"],
+            role: Role(rawValue: row["role"]) ?? .member, createdAt: Date(millis: row["created_at"]),
+            expiresAt: (row["expires_at"] as Int64?).map(Date.init(millis:)),
+            revokedAt: (row["revoked_at"] as Int64?).map(Date.init(millis:)))
+    }
+
+    static func session(_ row: Row) throws -> Session {
+        Session(
+            id: row["id"], namespaceID: row["namespace_id"], actor: row["actor"], agent: row["agent"],
+            status: SessionStatus(rawValue: row["status"]) ?? .failed,
+            metadata: try json(row["metadata"]) ?? .object([:]), tainted: row["tainted"],
+            activeRunID: row["active_run_id"], lastSeq: row["last_seq"], createdAt: Date(millis: row["created_at"]),
+            updatedAt: Date(millis: row["updated_at"]))
+    }
+
+    static func run(_ row: Row) -> Run {
+        Run(
+            id: row["id"], sessionID: row["session_id"], status: RunStatus(rawValue: row["status"]) ?? .failed,
+            step: row["step"], finalStepOnly: row["final_step_only"], error: row["error"],
+            createdAt: Date(millis: row["created_at"]), endedAt: (row["ended_at"] as Int64?).map(Date.init(millis:)))
+    }
+
+    static func toolCall(_ row: Row) throws -> ToolCall {
+        ToolCall(
+            id: row["id"], sessionID: row["session_id"], runID: row["run_id"], step: row["step"], index: row["idx"],
+            modelCallID: row["model_call_id"], toolName: row["tool_name"], params: try json(row["params"]) ?? .null,
+            gate: GateOutcome(rawValue: row["gate"]) ?? .auto,
+            status: ToolCallStatus(rawValue: row["status"]) ?? .blocked, confirmationID: row["confirmation_id"],
+            output: try decode(ToolOutput.self, row["output"]), originalParams: try json(row["original_params"]))
+    }
+
+    static func confirmation(_ row: Row) throws -> Confirmation {
+        var confirmation = Confirmation(
+            id: row["id"], namespaceID: row["namespace_id"], sessionID: row["session_id"], runID: row["run_id"],
+            callID: row["call_id"], toolName: row["tool_name"], toolKey: row["tool_key"], summary: row["summary"],
+            policy: ConfirmationPolicy(rawValue: row["policy"]) ?? .always, ruleID: row["rule_id"],
+            params: try json(row["params"]) ?? .null, requestedBy: row["requested_by"],
+            createdAt: Date(millis: row["created_at"]), expiresAt: Date(millis: row["expires_at"]),
+            status: ConfirmationStatus(rawValue: row["status"]) ?? .failed,
+            decision: try decode(Decision.self, row["decision"]))
+        confirmation.paramsHash = row["params_hash"]
+        return confirmation
+    }
+
+    static func event(_ row: Row) throws -> SessionEvent {
+        SessionEvent(
+            sessionID: row["session_id"], seq: row["seq"], type: row["type"], data: try json(row["data"]) ?? .null,
+            createdAt: Date(millis: row["created_at"]))
+    }
+
+    static func loadSession(_ db: Database, _ id: String) throws -> Session? {
+        try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(session)
+    }
+
+    static func loadRun(_ db: Database, _ id: String) throws -> Run? {
+        try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(run)
+    }
+
+    static func loadToolCall(_ db: Database, _ id: String) throws -> ToolCall? {
+        try Row.fetchOne(db, sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id]).map(toolCall)
+    }
+
+    static func loadConfirmation(_ db: Database, _ id: String) throws -> Confirmation? {
+        try Row.fetchOne(db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id]).map(confirmation)
+    }
+
+    // MARK: Writes
+
+    static func insertNamespace(_ db: Database, _ namespace: Namespace) throws {
+        try db.execute(
+            sql: "INSERT INTO namespaces (id, name, created_at) VALUES (?, ?, ?)",
+            arguments: [namespace.id, namespace.name, namespace.createdAt.millis])
+    }
+
+    static func insertKey(_ db: Database, _ key: APIKey) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO api_keys (prefix, hash, namespace_id, actor, role, created_at, expires_at, revoked_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                key.prefix, key.hash, key.namespaceID, key.actor, key.role.rawValue, key.createdAt.millis,
+                key.expiresAt?.millis, key.revokedAt?.millis,
+            ])
+    }
+
+    static func insertMessage(
+        _ db: Database, sessionID: String, runID: String, step: Int, _ message: ChatMessage, now: Date
+    ) throws {
+        let next =
+            try Int.fetchOne(
+                db, sql: "SELECT COALESCE(MAX(idx), -1) + 1 FROM messages WHERE session_id = ?",
+                arguments: [sessionID]) ?? 0
+        try db.execute(
+            sql: "INSERT INTO messages (session_id, idx, run_id, step, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [sessionID, next, runID, step, try encode(message), now.millis])
+    }
+
+    static func insertToolCall(_ db: Database, _ call: ToolCall) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO tool_calls (id, session_id, run_id, step, idx, model_call_id, tool_name, params,
+                    original_params, gate, status, confirmation_id, output)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                call.id, call.sessionID, call.runID, call.step, call.index, call.modelCallID, call.toolName,
+                call.params.canonicalString, call.originalParams?.canonicalString, call.gate.rawValue,
+                call.status.rawValue, call.confirmationID, try encode(call.output),
+            ])
+    }
+
+    static func updateToolCall(_ db: Database, _ call: ToolCall) throws {
+        try db.execute(
+            sql: """
+                UPDATE tool_calls SET params = ?, original_params = ?, status = ?, output = ? WHERE id = ?
+                """,
+            arguments: [
+                call.params.canonicalString, call.originalParams?.canonicalString, call.status.rawValue,
+                try encode(call.output), call.id,
+            ])
+    }
+
+    static func insertConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO confirmations (id, namespace_id, session_id, run_id, call_id, tool_name, tool_key, summary,
+                    policy, rule_id, params, params_hash, requested_by, created_at, expires_at, status, decision)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                confirmation.id, confirmation.namespaceID, confirmation.sessionID, confirmation.runID,
+                confirmation.callID, confirmation.toolName, confirmation.toolKey, confirmation.summary,
+                confirmation.policy.rawValue, confirmation.ruleID, confirmation.params.canonicalString,
+                confirmation.paramsHash, confirmation.requestedBy, confirmation.createdAt.millis,
+                confirmation.expiresAt.millis, confirmation.status.rawValue, try encode(confirmation.decision),
+            ])
+    }
+
+    static func updateConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
+        try db.execute(
+            sql: "UPDATE confirmations SET status = ?, decision = ? WHERE id = ?",
+            arguments: [confirmation.status.rawValue, try encode(confirmation.decision), confirmation.id])
+    }
+
+    /// Appends events, assigning consecutive seqs from the session's counter.
+    static func appendEvents(_ db: Database, sessionID: String, _ drafts: [EventDraft], now: Date) throws
+        -> [SessionEvent]
+    {
+        guard !drafts.isEmpty else { return [] }
+        guard
+            let last = try Int64.fetchOne(
+                db, sql: "SELECT last_seq FROM sessions WHERE id = ?", arguments: [sessionID])
+        else { throw CountersignError.notFound("Session") }
+        var events: [SessionEvent] = []
+        var seq = last
+        for draft in drafts {
+            seq += 1
+            try db.execute(
+                sql: "INSERT INTO events (session_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [sessionID, seq, draft.type, draft.data.canonicalString, now.millis])
+            events.append(
+                SessionEvent(
+                    sessionID: sessionID, seq: seq, type: draft.type, data: draft.data,
+                    createdAt: Date(millis: now.millis)))
+        }
+        try db.execute(
+            sql: "UPDATE sessions SET last_seq = ?, updated_at = ? WHERE id = ?",
+            arguments: [seq, now.millis, sessionID])
+        return events
+    }
+
+    /// Links an entry into its namespace's hash chain.
+    static func appendAudit(_ db: Database, _ draft: AuditDraft, at: Date) throws {
+        let previous =
+            try String.fetchOne(
+                db, sql: "SELECT hash FROM audit WHERE namespace_id = ? ORDER BY id DESC LIMIT 1",
+                arguments: [draft.namespaceID]) ?? AuditEntry.genesisHash
+        let at = Date(millis: at.millis)
+        let hash = AuditEntry.computeHash(
+            namespaceID: draft.namespaceID, at: at, actor: draft.actor, action: draft.action, subject: draft.subject,
+            data: draft.data, prevHash: previous)
+        try db.execute(
+            sql: """
+                INSERT INTO audit (namespace_id, at, actor, action, subject, data, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                draft.namespaceID, at.millis, draft.actor, draft.action, draft.subject, draft.data.canonicalString,
+                previous, hash,
+            ])
+    }
+
+    /// Writes a confirmation transition and, when it settled the last open
+    /// confirmation of a paused run, hands the run back to a driver.
+    static func apply(_ db: Database, _ plan: TransitionPlan, now: Date) throws -> DecisionOutcome {
+        try updateConfirmation(db, plan.confirmation)
+        try updateToolCall(db, plan.call)
+        if let grant = plan.grant {
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO grants (session_id, tool_name, confirmation_id, created_by, created_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [grant.sessionID, grant.toolName, grant.confirmationID, grant.createdBy, now.millis])
+        }
+        if plan.finalStepOnly {
+            try db.execute(
+                sql: "UPDATE runs SET final_step_only = 1 WHERE id = ?", arguments: [plan.confirmation.runID])
+        }
+        for entry in plan.audit { try appendAudit(db, entry, at: now) }
+        var drafts = plan.events
+        if plan.call.status.isSettled { drafts.append(EventFactory.toolResult(plan.call)) }
+        var resume: String?
+        if let run = try loadRun(db, plan.confirmation.runID), run.status == .awaiting {
+            let pending =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM confirmations WHERE run_id = ? AND status = 'pending'",
+                    arguments: [run.id]) ?? 0
+            if pending == 0 {
+                try db.execute(sql: "UPDATE runs SET status = 'running' WHERE id = ?", arguments: [run.id])
+                try db.execute(
+                    sql: "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ?",
+                    arguments: [now.millis, run.sessionID])
+                resume = run.id
+            }
+        }
+        let events = try appendEvents(db, sessionID: plan.confirmation.sessionID, drafts, now: now)
+        return DecisionOutcome(
+            confirmation: plan.confirmation, events: events, resumeRunID: resume, rejection: plan.rejection)
+    }
+}

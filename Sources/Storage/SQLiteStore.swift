@@ -1,0 +1,638 @@
+import AgentRuntime
+import Foundation
+import GRDB
+import GateCore
+
+/// The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so every
+/// committed transaction is on disk before it is reported.
+public final class SQLiteStore: Store {
+    public let path: String
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        // DatabasePool sets its own `synchronous` after `prepareDatabase`; set FULL on
+        // the writer connection afterwards, where it matters.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+    }
+
+    /// The writer connection's `synchronous` level (2 = FULL).
+    public func synchronousLevel() async throws -> Int {
+        try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    public func journalMode() async throws -> String {
+        try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// Runs raw SQL; for tests that tamper with rows and for operators' maintenance.
+    public func execute(sql: String, arguments: StatementArguments = []) async throws {
+        try await pool.write { db in try db.execute(sql: sql, arguments: arguments) }
+    }
+
+    public func migrate() async throws {
+        try SQLiteMigrations.migrator.migrate(pool)
+    }
+
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: Tenancy
+
+    public func bootstrapIfEmpty(namespace: Namespace, key: APIKey) async throws -> Bool {
+        try await pool.write { db in
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM namespaces") ?? 0
+            guard count == 0 else { return false }
+            try Self.insertNamespace(db, namespace)
+            try Self.insertKey(db, key)
+            try Self.appendAudit(
+                db,
+                AuditDraft(
+                    namespaceID: namespace.id, actor: "system", action: "namespace.created", subject: namespace.id,
+                    data: ["name": .string(namespace.name)]), at: namespace.createdAt)
+            try Self.appendAudit(
+                db,
+                AuditDraft(
+                    namespaceID: namespace.id, actor: "system", action: "key.created", subject: key.prefix,
+                    data: ["actor": .string(key.actor), "role": .string(key.role.rawValue)]), at: key.createdAt)
+            return true
+        }
+    }
+
+    public func createNamespace(_ namespace: Namespace, audit: AuditDraft) async throws {
+        try await pool.write { db in
+            if try Int.fetchOne(db, sql: "SELECT 1 FROM namespaces WHERE name = ?", arguments: [namespace.name]) != nil {
+                throw CountersignError(
+                    .validationError, "A namespace named '\(namespace.name)' already exists.",
+                    details: ["field": "name"])
+            }
+            try Self.insertNamespace(db, namespace)
+            try Self.appendAudit(db, audit, at: namespace.createdAt)
+        }
+    }
+
+    public func namespace(idOrName: String) async throws -> Namespace? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM namespaces WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
+                arguments: [idOrName, idOrName, idOrName]
+            ).map(Self.namespace)
+        }
+    }
+
+    public func namespaces() async throws -> [Namespace] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM namespaces ORDER BY created_at, id").map(Self.namespace)
+        }
+    }
+
+    public func createKey(_ key: APIKey, audit: AuditDraft) async throws {
+        try await pool.write { db in
+            try Self.insertKey(db, key)
+            try Self.appendAudit(db, audit, at: key.createdAt)
+        }
+    }
+
+    public func key(prefix: String) async throws -> APIKey? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.apiKey)
+        }
+    }
+
+    public func keys(namespaceID: String) async throws -> [APIKey] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM api_keys WHERE namespace_id = ? ORDER BY created_at, prefix",
+                arguments: [namespaceID]
+            ).map(Self.apiKey)
+        }
+    }
+
+    public func revokeKey(prefix: String, namespaceID: String, at: Date, audit: AuditDraft) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?)
+                    WHERE prefix = ? AND namespace_id = ?
+                    """, arguments: [at.millis, prefix, namespaceID])
+            guard db.changesCount > 0 else { return false }
+            try Self.appendAudit(db, audit, at: at)
+            return true
+        }
+    }
+
+    // MARK: Sessions
+
+    public func createSession(_ session: Session, events: [EventDraft], audit: AuditDraft) async throws
+        -> [SessionEvent]
+    {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (id, namespace_id, actor, agent, status, metadata, tainted, active_run_id,
+                        last_seq, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+                    """,
+                arguments: [
+                    session.id, session.namespaceID, session.actor, session.agent, session.status.rawValue,
+                    session.metadata.canonicalString, session.tainted, session.activeRunID, session.createdAt.millis,
+                    session.updatedAt.millis,
+                ])
+            try Self.appendAudit(db, audit, at: session.createdAt)
+            return try Self.appendEvents(db, sessionID: session.id, events, now: session.createdAt)
+        }
+    }
+
+    public func session(id: String) async throws -> Session? {
+        try await pool.read { db in try Self.loadSession(db, id) }
+    }
+
+    public func sessions(namespaceID: String, actor: String?, beforeID: String?, limit: Int) async throws
+        -> [Session]
+    {
+        try await pool.read { db in
+            var sql = "SELECT * FROM sessions WHERE namespace_id = ?"
+            var arguments: StatementArguments = [namespaceID]
+            if let actor {
+                sql += " AND actor = ?"
+                arguments += [actor]
+            }
+            if let beforeID, let cursor = try Row.fetchOne(
+                db, sql: "SELECT created_at, id FROM sessions WHERE id = ? AND namespace_id = ?",
+                arguments: [beforeID, namespaceID])
+            {
+                sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+                let created: Int64 = cursor["created_at"]
+                let id: String = cursor["id"]
+                arguments += [created, created, id]
+            }
+            sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.session)
+        }
+    }
+
+    public func history(sessionID: String) async throws -> [ChatMessage] {
+        try await pool.read { db in
+            let messages = try Row.fetchAll(
+                db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
+                arguments: [sessionID])
+            let calls = try Row.fetchAll(
+                db, sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
+                arguments: [sessionID]
+            ).map(Self.toolCall)
+            var byStep: [String: [ToolCall]] = [:]
+            for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
+            var history: [ChatMessage] = []
+            for row in messages {
+                let message = try JSONCoding.decoder.decode(ChatMessage.self, from: Data((row["body"] as String).utf8))
+                history.append(message)
+                guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
+                let runID: String = row["run_id"]
+                let step: Int = row["step"]
+                for call in byStep["\(runID)#\(step)"] ?? [] where call.status.isSettled {
+                    history.append(
+                        .tool(callID: call.modelCallID, name: call.toolName, content: call.output?.content ?? ""))
+                }
+            }
+            return history
+        }
+    }
+
+    // MARK: Runs
+
+    public func startRun(_ run: Run, message: String, now: Date) async throws -> [SessionEvent] {
+        try await pool.write { db in
+            guard let session = try Self.loadSession(db, run.sessionID) else {
+                throw CountersignError.notFound("Session")
+            }
+            switch session.status {
+            case .awaitingConfirmation:
+                let pending = try String.fetchAll(
+                    db,
+                    sql: "SELECT id FROM confirmations WHERE session_id = ? AND status = 'pending' ORDER BY created_at",
+                    arguments: [session.id])
+                throw CountersignError(
+                    .confirmationPending,
+                    "A confirmation is pending in this session. Messages never approve: decide it through the "
+                        + "decision endpoint first.",
+                    details: [
+                        "pending_confirmations": .array(pending.map(JSONValue.string)),
+                        "plainAffirmativeAccepted": false,
+                    ])
+            case .running:
+                throw CountersignError(.sessionBusy, "A run is already in progress in this session.")
+            case .idle, .failed, .cancelled:
+                break
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO runs (id, session_id, status, step, final_step_only, created_at)
+                    VALUES (?, ?, 'running', 0, 0, ?)
+                    """, arguments: [run.id, run.sessionID, run.createdAt.millis])
+            try db.execute(
+                sql: "UPDATE sessions SET status = 'running', active_run_id = ?, updated_at = ? WHERE id = ?",
+                arguments: [run.id, now.millis, run.sessionID])
+            try Self.insertMessage(db, sessionID: run.sessionID, runID: run.id, step: 0, .user(message), now: now)
+            return try Self.appendEvents(
+                db, sessionID: run.sessionID,
+                [EventFactory.messageCreated(runID: run.id, content: message), EventFactory.runStarted(runID: run.id)],
+                now: now)
+        }
+    }
+
+    public func runSnapshot(runID: String) async throws -> RunSnapshot {
+        try await pool.read { db in
+            guard let run = try Self.loadRun(db, runID), let session = try Self.loadSession(db, run.sessionID) else {
+                throw CountersignError.notFound("Run")
+            }
+            let calls = try Row.fetchAll(
+                db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
+                arguments: [run.id, run.step]
+            ).map(Self.toolCall)
+            return RunSnapshot(run: run, session: session, calls: calls)
+        }
+    }
+
+    public func commitStep(_ step: StepCommit) async throws -> [SessionEvent] {
+        try await pool.write { db in
+            guard let run = try Self.loadRun(db, step.runID), run.status == .running else { throw RunStopped() }
+            try Self.insertMessage(
+                db, sessionID: step.sessionID, runID: step.runID, step: step.step,
+                .assistant(text: step.text, toolCalls: step.modelCalls), now: step.now)
+            for call in step.calls { try Self.insertToolCall(db, call) }
+            for confirmation in step.confirmations {
+                try Self.insertConfirmation(db, confirmation)
+                try Self.appendAudit(
+                    db,
+                    AuditDraft(
+                        namespaceID: confirmation.namespaceID, actor: confirmation.requestedBy,
+                        action: "confirmation.requested", subject: confirmation.id,
+                        data: [
+                            "session_id": .string(confirmation.sessionID), "call_id": .string(confirmation.callID),
+                            "tool_name": .string(confirmation.toolName), "params": confirmation.params,
+                            "params_hash": .string(confirmation.paramsHash), "policy": .string(confirmation.policy.rawValue),
+                            "expires_at": .string(Timestamp.format(confirmation.expiresAt)),
+                        ]), at: step.now)
+            }
+            try db.execute(sql: "UPDATE runs SET step = ? WHERE id = ?", arguments: [step.step, step.runID])
+            if !step.confirmations.isEmpty {
+                try db.execute(
+                    sql: "UPDATE sessions SET status = 'awaiting_confirmation', updated_at = ? WHERE id = ?",
+                    arguments: [step.now.millis, step.sessionID])
+            }
+            var drafts: [EventDraft] = []
+            if !step.tokens.isEmpty { drafts.append(EventFactory.token(runID: step.runID, text: step.tokens)) }
+            drafts.append(EventFactory.messageCompleted(runID: step.runID, text: step.text, calls: step.calls))
+            let confirmations = Dictionary(uniqueKeysWithValues: step.confirmations.map { ($0.id, $0) })
+            for call in step.calls {
+                drafts.append(EventFactory.toolCallCreated(call))
+                if let id = call.confirmationID, let confirmation = confirmations[id] {
+                    drafts.append(EventFactory.confirmationRequired(confirmation))
+                }
+                if call.status == .blocked { drafts.append(EventFactory.toolResult(call)) }
+            }
+            return try Self.appendEvents(db, sessionID: step.sessionID, drafts, now: step.now)
+        }
+    }
+
+    public func appendEvents(runID: String, _ events: [EventDraft], now: Date) async throws -> [SessionEvent] {
+        try await pool.write { db in
+            guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
+            return try Self.appendEvents(db, sessionID: run.sessionID, events, now: now)
+        }
+    }
+
+    public func pauseRun(runID: String, now: Date) async throws -> PauseOutcome {
+        try await pool.write { db in
+            guard let run = try Self.loadRun(db, runID), run.status == .running else { return .stopped }
+            let pending =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM confirmations WHERE run_id = ? AND status = 'pending'",
+                    arguments: [runID]) ?? 0
+            if pending == 0 {
+                try db.execute(
+                    sql: "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ? AND status != 'running'",
+                    arguments: [now.millis, run.sessionID])
+                return .proceed
+            }
+            try db.execute(sql: "UPDATE runs SET status = 'awaiting' WHERE id = ?", arguments: [runID])
+            try db.execute(
+                sql: "UPDATE sessions SET status = 'awaiting_confirmation', updated_at = ? WHERE id = ?",
+                arguments: [now.millis, run.sessionID])
+            return .paused([])
+        }
+    }
+
+    public func claimToolCall(callID: String, rerun: Bool, now: Date) async throws -> ClaimOutcome {
+        try await pool.write { db in
+            guard var call = try Self.loadToolCall(db, callID) else { throw CountersignError.notFound("Tool call") }
+            guard let run = try Self.loadRun(db, call.runID), run.status == .running else {
+                return .notClaimable(call.status)
+            }
+            guard call.status == (rerun ? .interrupted : .ready) else { return .notClaimable(call.status) }
+            if let confirmationID = call.confirmationID {
+                guard var confirmation = try Self.loadConfirmation(db, confirmationID) else {
+                    throw CountersignError.notFound("Confirmation")
+                }
+                let transition = confirmation.machine.transition(rerun ? .rerun(idempotent: true) : .claim, at: now)
+                guard transition.rejection == nil else { return .notClaimable(call.status) }
+                confirmation.status = transition.next
+                try Self.updateConfirmation(db, confirmation)
+                try Self.appendAudit(
+                    db,
+                    AuditDraft(
+                        namespaceID: confirmation.namespaceID, actor: "system",
+                        action: rerun ? "confirmation.rerun" : "confirmation.executing", subject: confirmation.id,
+                        data: ["call_id": .string(call.id), "params": call.params]), at: now)
+            }
+            call.status = .executing
+            try Self.updateToolCall(db, call)
+            return .claimed(try Self.appendEvents(db, sessionID: call.sessionID, [EventFactory.toolStarted(call)], now: now))
+        }
+    }
+
+    public func finishToolCall(callID: String, output: ToolOutput, taints: Bool, now: Date) async throws
+        -> [SessionEvent]
+    {
+        try await pool.write { db in
+            guard var call = try Self.loadToolCall(db, callID) else { throw CountersignError.notFound("Tool call") }
+            guard call.status == .executing else {
+                throw CountersignError(.internal, "Tool call \(callID) is \(call.status.rawValue), not executing.")
+            }
+            call.status = output.success ? .succeeded : .failed
+            call.output = output
+            try Self.updateToolCall(db, call)
+            if let confirmationID = call.confirmationID, var confirmation = try Self.loadConfirmation(db, confirmationID) {
+                confirmation.status = confirmation.machine.transition(.finish(succeeded: output.success), at: now).next
+                try Self.updateConfirmation(db, confirmation)
+                try Self.appendAudit(
+                    db,
+                    AuditDraft(
+                        namespaceID: confirmation.namespaceID, actor: "system",
+                        action: "confirmation.\(confirmation.status.rawValue)", subject: confirmation.id,
+                        data: ["call_id": .string(call.id), "success": .bool(output.success)]), at: now)
+            }
+            if taints {
+                try db.execute(sql: "UPDATE sessions SET tainted = 1 WHERE id = ?", arguments: [call.sessionID])
+            }
+            return try Self.appendEvents(db, sessionID: call.sessionID, [EventFactory.toolResult(call)], now: now)
+        }
+    }
+
+    public func abandonInterrupted(callID: String, now: Date) async throws -> [SessionEvent] {
+        try await pool.write { db in
+            guard var call = try Self.loadToolCall(db, callID), call.status == .interrupted else { return [] }
+            call.status = .failed
+            call.output = .failure(TransitionPlanner.unknownOutcomeMessage)
+            try Self.updateToolCall(db, call)
+            if let confirmationID = call.confirmationID, var confirmation = try Self.loadConfirmation(db, confirmationID) {
+                confirmation.status = confirmation.machine.transition(.rerun(idempotent: false), at: now).next
+                try Self.updateConfirmation(db, confirmation)
+                try Self.appendAudit(
+                    db,
+                    AuditDraft(
+                        namespaceID: confirmation.namespaceID, actor: "system", action: "confirmation.outcome_unknown",
+                        subject: confirmation.id, data: ["call_id": .string(call.id)]), at: now)
+            }
+            return try Self.appendEvents(db, sessionID: call.sessionID, [EventFactory.toolResult(call)], now: now)
+        }
+    }
+
+    public func endRun(runID: String, status: RunStatus, tokens: String, finalText: String?, error: String?, now: Date)
+        async throws -> [SessionEvent]
+    {
+        try await pool.write { db in
+            guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
+            var drafts: [EventDraft] = []
+            if !tokens.isEmpty { drafts.append(EventFactory.token(runID: runID, text: tokens)) }
+            if let finalText {
+                try Self.insertMessage(
+                    db, sessionID: run.sessionID, runID: runID, step: run.step + 1,
+                    .assistant(text: finalText, toolCalls: []), now: now)
+                drafts.append(EventFactory.messageCompleted(runID: runID, text: finalText, calls: []))
+            }
+            try db.execute(
+                sql: "UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE id = ?",
+                arguments: [status.rawValue, error, now.millis, runID])
+            try db.execute(
+                sql: "UPDATE sessions SET status = 'idle', active_run_id = NULL, updated_at = ? WHERE id = ?",
+                arguments: [now.millis, run.sessionID])
+            if status == .failed {
+                drafts.append(EventFactory.runFailed(runID: runID, error: error ?? "The run failed."))
+            } else {
+                drafts.append(EventFactory.runCompleted(runID: runID, status: status, reply: finalText))
+            }
+            return try Self.appendEvents(db, sessionID: run.sessionID, drafts, now: now)
+        }
+    }
+
+    public func recoverAfterCrash(now: Date) async throws -> [String] {
+        try await pool.write { db in
+            let executing = try Row.fetchAll(db, sql: "SELECT * FROM tool_calls WHERE status = 'executing'")
+                .map(Self.toolCall)
+            for var call in executing {
+                call.status = .interrupted
+                try Self.updateToolCall(db, call)
+                if let confirmationID = call.confirmationID,
+                    var confirmation = try Self.loadConfirmation(db, confirmationID)
+                {
+                    confirmation.status = confirmation.machine.transition(.crash, at: now).next
+                    try Self.updateConfirmation(db, confirmation)
+                    try Self.appendAudit(
+                        db,
+                        AuditDraft(
+                            namespaceID: confirmation.namespaceID, actor: "system",
+                            action: "confirmation.interrupted", subject: confirmation.id,
+                            data: ["call_id": .string(call.id)]), at: now)
+                }
+            }
+            return try String.fetchAll(db, sql: "SELECT id FROM runs WHERE status = 'running' ORDER BY created_at")
+        }
+    }
+
+    // MARK: Confirmations
+
+    public func decide(
+        confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, now: Date
+    ) async throws -> DecisionOutcome {
+        try await pool.write { db in
+            guard let confirmation = try Self.loadConfirmation(db, confirmationID),
+                let call = try Self.loadToolCall(db, confirmation.callID)
+            else { throw CountersignError.notFound("Confirmation") }
+            let plan = try TransitionPlanner.decision(
+                request, confirmation: confirmation, call: call, decidedBy: decidedBy, grantAllowed: grantAllowed,
+                now: now)
+            return try Self.apply(db, plan, now: now)
+        }
+    }
+
+    public func expireDue(now: Date, limit: Int) async throws -> [DecisionOutcome] {
+        try await pool.write { db in
+            let due = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM confirmations WHERE status = 'pending' AND expires_at <= ?
+                    ORDER BY expires_at LIMIT ?
+                    """, arguments: [now.millis, limit]
+            ).map(Self.confirmation)
+            var outcomes: [DecisionOutcome] = []
+            for confirmation in due {
+                guard let call = try Self.loadToolCall(db, confirmation.callID),
+                    let plan = TransitionPlanner.expiry(confirmation: confirmation, call: call, now: now)
+                else { continue }
+                outcomes.append(try Self.apply(db, plan, now: now))
+            }
+            return outcomes
+        }
+    }
+
+    public func cancelSession(sessionID: String, actor: String, now: Date) async throws -> CancelOutcome {
+        try await pool.write { db in
+            guard let session = try Self.loadSession(db, sessionID) else { throw CountersignError.notFound("Session") }
+            guard let runID = session.activeRunID, let run = try Self.loadRun(db, runID),
+                run.status == .running || run.status == .awaiting
+            else {
+                return CancelOutcome(session: session, cancelled: [], events: [])
+            }
+            var drafts: [EventDraft] = []
+            var cancelled: [Confirmation] = []
+            let open = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM confirmations WHERE run_id = ? AND status IN ('pending', 'approved') ORDER BY created_at",
+                arguments: [runID]
+            ).map(Self.confirmation)
+            for confirmation in open {
+                guard let call = try Self.loadToolCall(db, confirmation.callID),
+                    let plan = TransitionPlanner.cancellation(
+                        confirmation: confirmation, call: call, actor: actor, now: now)
+                else { continue }
+                try Self.updateConfirmation(db, plan.confirmation)
+                try Self.updateToolCall(db, plan.call)
+                for entry in plan.audit { try Self.appendAudit(db, entry, at: now) }
+                drafts.append(EventFactory.toolResult(plan.call))
+                cancelled.append(plan.confirmation)
+            }
+            // Auto calls that never started are cancelled too, so history stays complete.
+            let unstarted = try Row.fetchAll(
+                db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND status IN ('ready', 'interrupted')",
+                arguments: [runID]
+            ).map(Self.toolCall)
+            for var call in unstarted {
+                call.status = .cancelled
+                call.output = .failure(TransitionPlanner.cancelledMessage)
+                try Self.updateToolCall(db, call)
+                drafts.append(EventFactory.toolResult(call))
+            }
+            try db.execute(
+                sql: "UPDATE runs SET status = 'cancelled', ended_at = ? WHERE id = ?", arguments: [now.millis, runID])
+            try db.execute(
+                sql: "UPDATE sessions SET status = 'cancelled', active_run_id = NULL, updated_at = ? WHERE id = ?",
+                arguments: [now.millis, sessionID])
+            try Self.appendAudit(
+                db,
+                AuditDraft(
+                    namespaceID: session.namespaceID, actor: actor, action: "run.cancelled", subject: runID,
+                    data: ["session_id": .string(sessionID)]), at: now)
+            drafts.append(EventFactory.runCompleted(runID: runID, status: .cancelled, reply: nil))
+            let events = try Self.appendEvents(db, sessionID: sessionID, drafts, now: now)
+            let updated = try Self.loadSession(db, sessionID) ?? session
+            return CancelOutcome(session: updated, cancelled: cancelled, events: events)
+        }
+    }
+
+    public func confirmation(id: String) async throws -> Confirmation? {
+        try await pool.read { db in try Self.loadConfirmation(db, id) }
+    }
+
+    public func confirmations(namespaceID: String, filter: ConfirmationFilter) async throws -> [Confirmation] {
+        try await pool.read { db in
+            var sql = "SELECT c.* FROM confirmations c"
+            var arguments: StatementArguments = []
+            if filter.actor != nil { sql += " JOIN sessions s ON s.id = c.session_id" }
+            sql += " WHERE c.namespace_id = ?"
+            arguments += [namespaceID]
+            if let status = filter.status {
+                sql += " AND c.status = ?"
+                arguments += [status.rawValue]
+            }
+            if let sessionID = filter.sessionID {
+                sql += " AND c.session_id = ?"
+                arguments += [sessionID]
+            }
+            if let tool = filter.toolName {
+                sql += " AND c.tool_name = ?"
+                arguments += [tool]
+            }
+            if let actor = filter.actor {
+                sql += " AND s.actor = ?"
+                arguments += [actor]
+            }
+            if let afterID = filter.afterID,
+                let cursor = try Row.fetchOne(
+                    db, sql: "SELECT created_at, id FROM confirmations WHERE id = ?", arguments: [afterID])
+            {
+                let created: Int64 = cursor["created_at"]
+                let id: String = cursor["id"]
+                sql += " AND (c.created_at > ? OR (c.created_at = ? AND c.id > ?))"
+                arguments += [created, created, id]
+            }
+            sql += " ORDER BY c.created_at, c.id LIMIT ?"
+            arguments += [filter.limit]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.confirmation)
+        }
+    }
+
+    public func nextExpiry() async throws -> Date? {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(expires_at) FROM confirmations WHERE status = 'pending'")
+                .map(Date.init(millis:))
+        }
+    }
+
+    public func grants(sessionID: String) async throws -> [Grant] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM grants WHERE session_id = ? ORDER BY created_at", arguments: [sessionID]
+            ).map { row in
+                Grant(
+                    sessionID: row["session_id"], toolName: row["tool_name"], confirmationID: row["confirmation_id"],
+                    createdBy: row["created_by"], createdAt: Date(millis: row["created_at"]))
+            }
+        }
+    }
+
+    // MARK: Events and audit
+
+    public func events(sessionID: String, after: Int64, limit: Int) async throws -> [SessionEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [sessionID, after, limit]
+            ).map(Self.event)
+        }
+    }
+
+    public func auditEntries(namespaceID: String, afterID: Int64, limit: Int) async throws -> [AuditEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM audit WHERE namespace_id = ? AND id > ? ORDER BY id LIMIT ?",
+                arguments: [namespaceID, afterID, limit]
+            ).map { row in
+                AuditEntry(
+                    id: row["id"], namespaceID: row["namespace_id"], at: Date(millis: row["at"]), actor: row["actor"],
+                    action: row["action"], subject: row["subject"], data: try JSONValue.parse(row["data"] as String),
+                    prevHash: row["prev_hash"], hash: row["hash"])
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import AgentRuntime
+import ArgumentParser
+import CountersignServer
+import Foundation
+import GateCore
+import Hummingbird
+import Logging
+import Storage
+
+@main
+struct Countersign: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "countersign",
+        abstract: "A self-hosted agent server where every side-effecting tool call waits for a person.",
+        subcommands: [Serve.self, Keys.self, Namespaces.self])
+}
+
+/// Reads a flag, else its environment variable, else the default.
+func setting<T>(_ flag: T?, _ variable: String, _ fallback: T, parse: (String) -> T?) throws -> T {
+    if let flag { return flag }
+    if let text = ProcessInfo.processInfo.environment[variable], !text.isEmpty {
+        guard let value = parse(text) else { throw ValidationError("\(variable)=\(text) is not valid.") }
+        return value
+    }
+    return fallback
+}
+
+struct DatabaseOption: ParsableArguments {
+    @Option(help: "sqlite:PATH or postgres://user:pass@host:port/db (env COUNTERSIGN_DATABASE).")
+    var database: String?
+
+    func resolved() throws -> String {
+        try setting(database, "COUNTERSIGN_DATABASE", "sqlite:./countersign.db") { $0 }
+    }
+
+    func openStore() async throws -> any Store {
+        var configuration = ServerConfiguration()
+        configuration.databaseURL = try resolved()
+        switch try configuration.database() {
+        case .sqlite(let path):
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("No database at \(path). Start `countersign serve` once to create it.")
+            }
+            let store = try SQLiteStore(path: path)
+            try await store.migrate()
+            return store
+        case .postgres:
+            throw ValidationError("PostgreSQL is not supported by this build yet.")
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP server.")
+
+    @Option(help: "Address to listen on (env COUNTERSIGN_HOST).") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (env COUNTERSIGN_PORT).") var port: Int?
+    @OptionGroup var database: DatabaseOption
+    @Option(help: "YAML configuration file (env COUNTERSIGN_CONFIG).") var config: String?
+    @Option(help: "Seconds a confirmation stays pending (env COUNTERSIGN_CONFIRMATION_TTL).")
+    var confirmationTtl: Double?
+    @Option(help: "Folder for session workspaces (env COUNTERSIGN_DATA_DIR).") var dataDir: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (env COUNTERSIGN_LOG_LEVEL).")
+    var logLevel: String?
+
+    func run() async throws {
+        var configuration = ServerConfiguration()
+        configuration.host = try setting(host, "COUNTERSIGN_HOST", "127.0.0.1") { $0 }
+        configuration.port = try setting(port, "COUNTERSIGN_PORT", 8080) { Int($0) }
+        configuration.databaseURL = try database.resolved()
+        configuration.confirmationTTL = try setting(confirmationTtl, "COUNTERSIGN_CONFIRMATION_TTL", 300) {
+            Double($0)
+        }
+        guard configuration.confirmationTTL > 0 else { throw ValidationError("--confirmation-ttl must be > 0.") }
+        configuration.dataDirectory = try setting(dataDir, "COUNTERSIGN_DATA_DIR", nil) { $0 }
+        if let file = try setting(config, "COUNTERSIGN_CONFIG", nil, parse: { $0 }) {
+            throw ValidationError("--config \(file): agent configuration files are not supported by this build yet.")
+        }
+        let level = try setting(logLevel, "COUNTERSIGN_LOG_LEVEL", "info") { $0 }
+        var logger = Logger(label: "countersign")
+        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+
+        let runtime = try await ServerRuntime.open(configuration, logger: logger)
+        if let key = runtime.bootstrapKey {
+            printFlushed(
+                """
+                First start: created namespace "default" and an admin key. It is shown once and saved to \
+                \(runtime.bootstrapKeyFile ?? "?") (mode 0600):
+
+                    \(key)
+
+                """)
+        }
+        if !runtime.recovered.isEmpty {
+            logger.notice("resuming runs interrupted by the last shutdown", metadata: ["runs": "\(runtime.recovered.count)"])
+        }
+        let host = configuration.host
+        let app = runtime.application(logger: logger) { channel in
+            let port = channel.localAddress?.port ?? 0
+            FileHandle.standardOutput.write(Data("Countersign listening on http://\(host):\(port)\n".utf8))
+        }
+        try await app.runService()
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage API keys directly in the database.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key and print only the key.")
+        @OptionGroup var database: DatabaseOption
+        @Option(help: "Namespace name or id.") var namespace: String = "default"
+        @Option(help: "Actor id the key acts as.") var actor: String
+        @Option(help: "admin, member or approver.") var role: String = "member"
+        @Option(help: "Expiry, ISO 8601 (optional).") var expiresAt: String?
+
+        func run() async throws {
+            let store = try await database.openStore()
+            guard let role = Role(rawValue: role) else { throw ValidationError("--role must be admin, member or approver.") }
+            guard let namespace = try await store.namespace(idOrName: namespace) else {
+                throw ValidationError("No namespace \(namespace).")
+            }
+            var expiry: Date?
+            if let expiresAt {
+                guard let date = Timestamp.parse(expiresAt) else { throw ValidationError("--expires-at is not ISO 8601.") }
+                expiry = date
+            }
+            let issued = APIKeys.issue(namespaceID: namespace.id, actor: actor, role: role, now: Date(), expiresAt: expiry)
+            try await store.createKey(
+                issued.record,
+                audit: AuditDraft(
+                    namespaceID: namespace.id, actor: "cli", action: "key.created", subject: issued.record.prefix,
+                    data: ["actor": .string(actor), "role": .string(role.rawValue)]))
+            print(issued.key)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (prefixes only).")
+        @OptionGroup var database: DatabaseOption
+        @Option(help: "Namespace name or id.") var namespace: String = "default"
+
+        func run() async throws {
+            let store = try await database.openStore()
+            guard let namespace = try await store.namespace(idOrName: namespace) else {
+                throw ValidationError("No namespace \(namespace).")
+            }
+            for key in try await store.keys(namespaceID: namespace.id) {
+                let state = key.revokedAt != nil ? "revoked" : "active"
+                print("\(key.prefix)\t\(key.actor)\t\(key.role.rawValue)\t\(state)")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key by its prefix.")
+        @OptionGroup var database: DatabaseOption
+        @Option(help: "Namespace name or id.") var namespace: String = "default"
+        @Argument(help: "The key's prefix (sk_ and 8 characters).") var prefix: String
+
+        func run() async throws {
+            let store = try await database.openStore()
+            guard let namespace = try await store.namespace(idOrName: namespace) else {
+                throw ValidationError("No namespace \(namespace).")
+            }
+            let revoked = try await store.revokeKey(
+                prefix: prefix, namespaceID: namespace.id, at: Date(),
+                audit: AuditDraft(namespaceID: namespace.id, actor: "cli", action: "key.revoked", subject: prefix))
+            guard revoked else { throw ValidationError("No key \(prefix) in \(namespace.name).") }
+            print("revoked \(prefix)")
+        }
+    }
+}
+
+struct Namespaces: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage namespaces.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a namespace and print its id.")
+        @OptionGroup var database: DatabaseOption
+        @Argument(help: "Unique name.") var name: String
+
+        func run() async throws {
+            let store = try await database.openStore()
+            let namespace = Namespace(id: Identifier.make("ns", length: 16), name: name, createdAt: Date())
+            try await store.createNamespace(
+                namespace,
+                audit: AuditDraft(
+                    namespaceID: namespace.id, actor: "cli", action: "namespace.created", subject: namespace.id,
+                    data: ["name": .string(name)]))
+            print(namespace.id)
+        }
+    }
+}
+
+/// Prints unbuffered, so that a supervising process sees the line at once.
+func printFlushed(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
