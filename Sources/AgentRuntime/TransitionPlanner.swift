@@ -148,12 +148,3 @@ public enum TransitionPlanner {
             grant: nil, finalStepOnly: false, rejection: nil)
     }
 }
-
-extension JSONValue {
-    /// A copy of this object with `key` set.
-    public func setting(_ key: String, _ value: JSONValue) -> JSONValue {
-        var members = objectValue ?? [:]
-        members[key] = value
-        return .object(members)
-    }
-}

@@ -66,6 +66,13 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 }
 
 extension JSONValue {
+    /// A copy of this object with `key` set.
+    public func setting(_ key: String, _ value: JSONValue) -> JSONValue {
+        var members = objectValue ?? [:]
+        members[key] = value
+        return .object(members)
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil

@@ -1,0 +1,84 @@
+import Dispatch
+import Foundation
+import GateCore
+
+/// A `countersign serve` child process, for tests that need a real crash: start it,
+/// SIGKILL it, start it again on the same database.
+public final class ServerProcess: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    public let output: Pipe
+
+    /// The `countersign` executable next to the test bundle (SwiftPM builds it into the
+    /// same products folder), or `COUNTERSIGN_BIN`.
+    public static func binary() -> URL {
+        if let path = ProcessInfo.processInfo.environment["COUNTERSIGN_BIN"] { return URL(fileURLWithPath: path) }
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if directory.lastPathComponent.hasSuffix(".xctest") { directory.deleteLastPathComponent() }
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("countersign")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return URL(fileURLWithPath: ".build/debug/countersign")
+    }
+
+    private init(process: Process, port: Int, output: Pipe) {
+        self.process = process
+        self.port = port
+        self.output = output
+    }
+
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts `countersign serve --port 0 --database sqlite:<database> <extra>` and
+    /// returns once it prints the address it listens on.
+    public static func launch(database: String, extra: [String] = []) async throws -> ServerProcess {
+        let process = Process()
+        process.executableURL = binary()
+        process.arguments = ["serve", "--port", "0", "--database", "sqlite:\(database)"] + extra
+        var environment = ProcessInfo.processInfo.environment
+        environment["COUNTERSIGN_LOG_LEVEL"] = "warning"
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let port: Int = try await withCheckedThrowingContinuation { continuation in
+            let handle = output.fileHandleForReading
+            DispatchQueue.global().async {
+                var text = ""
+                while true {
+                    let data = handle.availableData
+                    if data.isEmpty {
+                        continuation.resume(
+                            throwing: CountersignError(.internal, "countersign exited before listening: \(text)"))
+                        return
+                    }
+                    text += String(decoding: data, as: UTF8.self)
+                    if let range = text.range(of: "Countersign listening on http://127.0.0.1:"),
+                        let end = text[range.upperBound...].firstIndex(of: "\n"),
+                        let port = Int(text[range.upperBound..<end])
+                    {
+                        continuation.resume(returning: port)
+                        return
+                    }
+                }
+            }
+        }
+        return ServerProcess(process: process, port: port, output: output)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    public func kill() {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+        }
+    }
+}
