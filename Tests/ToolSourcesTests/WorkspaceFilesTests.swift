@@ -1,0 +1,76 @@
+import AgentRuntime
+import Foundation
+import GateCore
+import Testing
+
+@testable import ToolSources
+
+@Suite struct WorkspaceFilesTests {
+    let root: URL
+    let context: ToolContext
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("ws-\(Identifier.make("t", length: 10))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        context = ToolContext(sessionID: "ses_t", callID: "call_t", confirmationID: nil, workspace: root)
+    }
+
+    @Test func writeReadListAppendDelete() async throws {
+        let write = await WriteFileTool().run(["path": "notes/a.txt", "content": "one"], context: context)
+        #expect(write.success)
+        #expect(await ReadFileTool().run(["path": "notes/a.txt"], context: context).content == "one")
+        let append = await AppendFileTool().run(["path": "notes/a.txt", "content": "two"], context: context)
+        #expect(append.success)
+        #expect(await ReadFileTool().run(["path": "notes/a.txt"], context: context).content == "one\ntwo\n")
+        #expect(await ListFilesTool().run([:], context: context).content == "notes/")
+        #expect(await ListFilesTool().run(["path": "notes"], context: context).content == "a.txt")
+        #expect(await DeleteFileTool().run(["path": "notes/a.txt"], context: context).success)
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("notes/a.txt").path))
+        #expect(!(await DeleteFileTool().run(["path": "notes/a.txt"], context: context).success))
+    }
+
+    @Test(arguments: ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "~/x", "", "notes/../../x"])
+    func pathsOutsideTheWorkspaceAreRefused(path: String) async throws {
+        let output = await WriteFileTool().run(["path": .string(path), "content": "x"], context: context)
+        #expect(!output.success)
+        let parent = root.deletingLastPathComponent()
+        #expect(!FileManager.default.fileExists(atPath: parent.appendingPathComponent("escape.txt").path))
+    }
+
+    @Test func symlinksLeavingTheWorkspaceAreRefused() async throws {
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "outside-\(Identifier.make("t", length: 10))")
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        try "secret".write(to: outside.appendingPathComponent("secret.txt"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(
+            at: root.appendingPathComponent("link"), withDestinationURL: outside)
+        try FileManager.default.createSymbolicLink(
+            at: root.appendingPathComponent("file-link"),
+            withDestinationURL: outside.appendingPathComponent("secret.txt"))
+        let read = await ReadFileTool().run(["path": "link/secret.txt"], context: context)
+        #expect(!read.success)
+        #expect(read.content.contains("outside"))
+        #expect(!(await ReadFileTool().run(["path": "file-link"], context: context).success))
+        let write = await WriteFileTool().run(["path": "link/new.txt", "content": "x"], context: context)
+        #expect(!write.success)
+        #expect(!FileManager.default.fileExists(atPath: outside.appendingPathComponent("new.txt").path))
+        let delete = await DeleteFileTool().run(["path": "file-link"], context: context)
+        #expect(!delete.success)
+        #expect(FileManager.default.fileExists(atPath: outside.appendingPathComponent("secret.txt").path))
+    }
+
+    @Test func symlinksInsideTheWorkspaceAreFollowed() async throws {
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("real"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            at: root.appendingPathComponent("alias"), withDestinationURL: root.appendingPathComponent("real"))
+        #expect(await WriteFileTool().run(["path": "alias/x.txt", "content": "ok"], context: context).success)
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("real/x.txt").path))
+    }
+
+    @Test func httpFetchRefusesNonHTTPAndMetadataAddresses() async {
+        let tool = HTTPFetchTool()
+        #expect(tool.descriptor.flags.openWorld)
+        #expect(!(await tool.run(["url": "file:///etc/passwd"], context: context).success))
+        #expect(!(await tool.run(["url": "http://169.254.169.254/latest/meta-data"], context: context).success))
+    }
+}
