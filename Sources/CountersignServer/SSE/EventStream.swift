@@ -2,6 +2,7 @@ import AgentRuntime
 import GateCore
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// Server-Sent Events as a view of a session's durable event log (SPEC §3): `id:` is
@@ -71,22 +72,26 @@ struct EventStream: Sendable {
                 try await writer.finish(nil)
                 return
             }
-            for await signal in signals {
-                switch signal {
-                case .heartbeat:
-                    var ping = ByteBuffer()
-                    ping.writeString(": ping\n\n")
-                    try await writer.write(ping)
-                    if stopAt.withLock({ $0 }) != nil, try await flush(&writer) {
-                        try await writer.finish(nil)
-                        return
+            // On graceful shutdown the stream ends cleanly; the client reconnects with
+            // Last-Event-ID after the restart (or to another replica).
+            let shuttingDown = StopMark()
+            try await withGracefulShutdownHandler {
+                for await signal in signals {
+                    if shuttingDown.withLock({ $0 }) != nil { break }
+                    switch signal {
+                    case .heartbeat:
+                        var ping = ByteBuffer()
+                        ping.writeString(": ping\n\n")
+                        try await writer.write(ping)
+                        if stopAt.withLock({ $0 }) != nil, try await flush(&writer) { break }
+                    case .appended:
+                        if try await flush(&writer) { break }
                     }
-                case .appended:
-                    if try await flush(&writer) {
-                        try await writer.finish(nil)
-                        return
-                    }
+                    if let limit = stopAt.withLock({ $0 }), cursor >= limit { break }
                 }
+            } onGracefulShutdown: {
+                shuttingDown.withLock { $0 = 0 }
+                notifier.notify(sessionID: sessionID, seq: 0)
             }
             try await writer.finish(nil)
         }
