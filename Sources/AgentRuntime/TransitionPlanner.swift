@@ -53,10 +53,13 @@ public enum TransitionPlanner {
         var updated = confirmation
         var updatedCall = call
         let decision = Decision(
-            decision: request.kind, reason: request.kind == .deny ? (request.reason ?? DecisionRequest.defaultDenyReason)
+            decision: request.kind, reason: request.kind == .deny ? request.denyReason
                 : request.reason,
             editedParams: request.kind == .approve ? request.editedParams : nil,
-            originalParams: request.kind == .approve && request.editedParams != nil ? confirmation.params : nil,
+            // `Optional(...)`: a bare `nil` here would be `JSONValue.null` (JSONValue is nil-literal
+            // expressible), reporting `.some(.null)` where the store reads back `nil`.
+            originalParams: request.kind == .approve && request.editedParams != nil
+                ? Optional(confirmation.params) : nil,
             remember: request.kind == .approve && grantAllowed ? request.remember : .once,
             decidedBy: decidedBy, decidedAt: now)
         updated.status = transition.next

@@ -76,6 +76,20 @@ public final class ServerProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGTERM, then waits for the process to exit; SIGKILL after `timeout` seconds (a
+    /// test then sees `terminationReason == .uncaughtSignal`).
+    public func terminate(timeout: Double = 10) {
+        guard process.isRunning else { return }
+        let pid = process.processIdentifier
+        Foundation.kill(pid, SIGTERM)
+        let watchdog = DispatchWorkItem { [process] in
+            if process.isRunning { Foundation.kill(pid, SIGKILL) }
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        process.waitUntilExit()
+        watchdog.cancel()
+    }
+
     deinit {
         if process.isRunning {
             Foundation.kill(process.processIdentifier, SIGKILL)

@@ -55,6 +55,15 @@ public struct DecisionRequest: Sendable, Equatable {
     }
 
     public static let defaultDenyReason = "User rejected the action."
+
+    /// The reason given to the model for a denial: the person's, or the default when
+    /// none (or only blanks) was given.
+    public var denyReason: String {
+        guard let reason, !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            return Self.defaultDenyReason
+        }
+        return reason
+    }
 }
 
 /// What the gate receives. The store feeds these to ``ConfirmationMachine`` inside the
@@ -136,7 +145,7 @@ public struct ConfirmationMachine: Sendable, Equatable {
             case .approve:
                 return move(.approved, request.remember == .session ? [.emitDecided, .recordGrant] : [.emitDecided])
             case .deny:
-                let reason = request.reason ?? DecisionRequest.defaultDenyReason
+                let reason = request.denyReason
                 return move(.denied, [.emitDecided, .tellModelDeclined(reason: reason)])
             }
         case (.expired, .decide):

@@ -12,7 +12,7 @@ struct Countersign: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "countersign",
         abstract: "A self-hosted agent server where every side-effecting tool call waits for a person.",
-        subcommands: [Serve.self, Keys.self, Namespaces.self])
+        subcommands: [Serve.self, Keys.self, Namespaces.self, Audit.self])
 }
 
 /// Reads a flag, else its environment variable, else the default.
@@ -197,4 +197,37 @@ struct Namespaces: AsyncParsableCommand {
 /// Prints unbuffered, so that a supervising process sees the line at once.
 func printFlushed(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inspect the audit log.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the hash chain of every namespace (or one); exit 1 at the first broken link.")
+        @OptionGroup var database: DatabaseOption
+        @Option(help: "Only this namespace (name or id).") var namespace: String?
+
+        func run() async throws {
+            let store = try await database.openStore()
+            var namespaces = try await store.namespaces()
+            if let namespace {
+                namespaces = namespaces.filter { $0.id == namespace || $0.name == namespace }
+                guard !namespaces.isEmpty else { throw ValidationError("No namespace \(namespace).") }
+            }
+            var broken = false
+            for item in namespaces {
+                let report = try await AuditVerifier.verify(store: store, namespaceID: item.id)
+                if report.ok {
+                    print("\(item.name)\tok\t\(report.checked) entries")
+                } else {
+                    broken = true
+                    print(
+                        "\(item.name)\tBROKEN at entry \(report.firstBroken ?? 0): \(report.reason ?? "")"
+                            + " (\(report.checked) entries verified before it)")
+                }
+            }
+            if broken { throw ExitCode(1) }
+        }
+    }
 }

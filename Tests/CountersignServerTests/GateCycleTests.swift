@@ -250,3 +250,15 @@ import Testing
         }
     }
 }
+
+@Suite struct DenyReasonTests {
+    @Test func aBlankReasonFallsBackToTheDefault() async throws {
+        try await TestServer.with { server in
+            let client = server.client()
+            let (_, reply) = try await startDemo(client, "write a.txt x")
+            let id = try #require(reply["pending_confirmations"]?.arrayValue?.first?["id"]).string
+            let decided = try await client.decide(id, approve: false, reason: "  ")
+            #expect(decided["confirmation"]?["decision"]?["reason"]?.string == "User rejected the action.")
+        }
+    }
+}

@@ -17,6 +17,16 @@ struct AdminController {
         group.get("keys", use: listKeys)
         group.delete("keys/{prefix}", use: revokeKey)
         group.get("audit", use: audit)
+        group.get("audit/verify", use: verifyAudit)
+    }
+
+    @Sendable func verifyAudit(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard identity.seesWholeNamespace else {
+            throw CountersignError(.forbidden, "The audit log needs an admin or approver key.")
+        }
+        let report = try await AuditVerifier.verify(store: store, namespaceID: identity.namespaceID)
+        return JSONResponse.make(report.json)
     }
 
     @Sendable func createNamespace(_ request: Request, context: AppRequestContext) async throws -> Response {

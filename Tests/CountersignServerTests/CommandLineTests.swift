@@ -1,0 +1,90 @@
+import CountersignClient
+import CountersignTesting
+import Foundation
+import GateCore
+import Testing
+
+/// The `countersign` executable as a user runs it.
+@Suite struct CommandLineTests {
+    let directory: URL
+    var database: String { directory.appendingPathComponent("countersign.db").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "countersign-cli-\(Identifier.make("t", length: 10))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// Runs the binary to completion and returns (status, stdout, stderr).
+    func run(_ arguments: [String]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = ServerProcess.binary()
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func keysCreatePrintsOnlyTheKeyAndTheKeyWorks() async throws {
+        let server = try await ServerProcess.launch(database: database, extra: ["--confirmation-ttl", "120"])
+        defer { server.kill() }
+        let (status, stdout, _) = try run([
+            "keys", "create", "--database", "sqlite:\(database)", "--namespace", "default", "--actor", "bob",
+            "--role", "approver",
+        ])
+        #expect(status == 0)
+        let lines = stdout.split(separator: "\n")
+        #expect(lines.count == 1)
+        let key = String(try #require(lines.first))
+        #expect(key.hasPrefix("sk_") && key.count == 46)
+        let client = CountersignClient(baseURL: server.baseURL, apiKey: key)
+        let session = try await client.createSession(agent: "demo")
+        #expect(session["actor"]?.stringValue == "bob")
+        let reply = try await client.send(sessionID: session["id"]!.stringValue!, content: "write a.txt x")
+        let pending = try #require(reply["pending_confirmations"]?.arrayValue?.first)
+        let created = try #require(Timestamp.parse(pending["created_at"]!.stringValue!))
+        let expires = try #require(Timestamp.parse(pending["expires_at"]!.stringValue!))
+        #expect(abs(expires.timeIntervalSince(created) - 120) < 0.01)
+
+        let (listStatus, listed, _) = try run(["keys", "list", "--database", "sqlite:\(database)"])
+        #expect(listStatus == 0)
+        #expect(listed.contains(String(key.prefix(11))))
+        let (revokeStatus, _, _) = try run(["keys", "revoke", "--database", "sqlite:\(database)", String(key.prefix(11))])
+        #expect(revokeStatus == 0)
+        let after = try await client.request(.GET, "/v1/sessions")
+        #expect(after.status == 401)
+    }
+
+    @Test func badFlagsFailWithAMessage() throws {
+        let (status, _, stderr) = try run(["keys", "create", "--database", "sqlite:\(database)", "--actor", "x"])
+        #expect(status != 0)
+        #expect(stderr.contains("No database"))
+        let (roleStatus, _, roleError) = try run(["serve", "--database", "mysql://nope"])
+        #expect(roleStatus != 0)
+        #expect(roleError.contains("Unsupported database URL"))
+    }
+
+    @Test func sigtermShutsDownGracefully() async throws {
+        let server = try await ServerProcess.launch(database: database)
+        let client = CountersignClient(
+            baseURL: server.baseURL,
+            apiKey: try String(contentsOfFile: database + ".admin-key", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines))
+        let session = try await client.createSession(agent: "demo")["id"]!.stringValue!
+        // An open event stream must not hold the shutdown.
+        let stream = Task {
+            for try await _ in client.eventStream(.GET, "/v1/sessions/\(session)/events") {}
+        }
+        _ = try await client.session(session)
+        server.terminate()
+        #expect(server.process.terminationReason == .exit)
+        #expect(server.process.terminationStatus == 0)
+        stream.cancel()
+    }
+}
