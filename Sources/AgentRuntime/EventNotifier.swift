@@ -7,6 +7,8 @@ public final class EventNotifier: Sendable {
     public enum Signal: Sendable, Equatable {
         case appended(Int64)
         case heartbeat
+        /// The API key the stream was opened with changed (revoked): re-check it.
+        case keyChanged
     }
 
     private struct Subscriber {
@@ -30,12 +32,24 @@ public final class EventNotifier: Sendable {
         for (session, seq) in latest { notify(sessionID: session, seq: seq) }
     }
 
+    /// Tells the streams opened with the key `prefix` that it changed (was revoked).
+    public func notifyKeyChanged(prefix: String) {
+        let targets = subscribers.withLock { $0[Self.keyChannel(prefix)].map { Array($0.values) } ?? [] }
+        for target in targets { target.continuation.yield(.keyChanged) }
+    }
+
+    static func keyChannel(_ prefix: String) -> String { "key:" + prefix }
+
     /// A stream of wake-ups for one session, with a heartbeat every `heartbeat` when
-    /// nothing else happens. Ends when the consuming task is cancelled.
-    public func subscribe(sessionID: String, heartbeat: Duration) -> AsyncStream<Signal> {
+    /// nothing else happens, and `.keyChanged` when the key `keyPrefix` is revoked.
+    /// Ends when the consuming task is cancelled.
+    public func subscribe(sessionID: String, keyPrefix: String? = nil, heartbeat: Duration) -> AsyncStream<Signal> {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
         let (stream, continuation) = AsyncStream<Signal>.makeStream(bufferingPolicy: .bufferingNewest(16))
-        subscribers.withLock { $0[sessionID, default: [:]][id] = Subscriber(continuation: continuation) }
+        let channels = [sessionID] + (keyPrefix.map { [Self.keyChannel($0)] } ?? [])
+        subscribers.withLock { table in
+            for channel in channels { table[channel, default: [:]][id] = Subscriber(continuation: continuation) }
+        }
         let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: heartbeat)
@@ -46,14 +60,19 @@ public final class EventNotifier: Sendable {
         continuation.onTermination = { [weak self] _ in
             ticker.cancel()
             self?.subscribers.withLock { table in
-                table[sessionID]?[id] = nil
-                if table[sessionID]?.isEmpty == true { table[sessionID] = nil }
+                for channel in channels {
+                    table[channel]?[id] = nil
+                    if table[channel]?.isEmpty == true { table[channel] = nil }
+                }
             }
         }
         return stream
     }
 
+    /// Open subscriptions (each stream counted once).
     public var subscriberCount: Int {
-        subscribers.withLock { $0.values.reduce(0) { $0 + $1.count } }
+        subscribers.withLock { table in
+            table.filter { !$0.key.hasPrefix("key:") }.values.reduce(0) { $0 + $1.count }
+        }
     }
 }

@@ -55,11 +55,17 @@ public final class RunEngine: Sendable {
         public var confirmationTTL: TimeInterval
         /// Model steps a run may take before it fails.
         public var maxSteps: Int
+        /// Confirmations one model step may ask for; gated calls beyond are refused.
+        public var maxPendingConfirmations: Int
         /// Where session workspaces live: `<root>/<session_id>/`.
         public var workspaceRoot: URL
 
-        public init(confirmationTTL: TimeInterval = 300, maxSteps: Int = 24, workspaceRoot: URL) {
+        public init(
+            confirmationTTL: TimeInterval = 300, maxPendingConfirmations: Int = 32, maxSteps: Int = 24,
+            workspaceRoot: URL
+        ) {
             self.confirmationTTL = confirmationTTL
+            self.maxPendingConfirmations = maxPendingConfirmations
             self.maxSteps = maxSteps
             self.workspaceRoot = workspaceRoot
         }
@@ -405,6 +411,12 @@ public final class RunEngine: Sendable {
                 call.output = .failure(
                     "Policy does not allow \(tool.descriptor.name)"
                         + (ruleID.map { " (rule \($0))" } ?? "") + ", so it did not run.")
+            case .confirm where confirmations.count >= configuration.maxPendingConfirmations:
+                call.gate = .deniedByPolicy
+                call.status = .blocked
+                call.output = .failure(
+                    "This step asked for more than \(configuration.maxPendingConfirmations) confirmations; this call "
+                        + "was not run. Ask for fewer calls at once.")
             case .confirm(let why, let ruleID):
                 let confirmation = Confirmation(
                     id: Identifier.make("conf"), namespaceID: session.namespaceID, sessionID: session.id,

@@ -20,6 +20,14 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes: Int = 1 << 20
     /// Longest user message accepted, in characters.
     public var maxMessageCharacters: Int = 32_000
+    /// Requests per minute per API key on `/v1` (0: unlimited).
+    public var keyRequestsPerMinute: Int = 600
+    /// Requests per minute per session on `/v1/sessions/{id}/…` (0: unlimited).
+    public var sessionRequestsPerMinute: Int = 60
+    /// Event streams one API key may hold open at once.
+    public var maxStreamsPerKey: Int = 32
+    /// Confirmations one model step may ask for; calls beyond are refused (blocked).
+    public var maxPendingConfirmationsPerSession: Int = 32
     /// Agents beside the built-in `demo`.
     public var agents: [Agent] = []
     public var clock: any WallClock = SystemClock()

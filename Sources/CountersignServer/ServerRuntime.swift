@@ -43,6 +43,7 @@ public struct ServerRuntime: Sendable {
             store: store, agents: AgentRegistry(agents), clock: clock,
             configuration: RunEngine.Configuration(
                 confirmationTTL: configuration.confirmationTTL,
+                maxPendingConfirmations: configuration.maxPendingConfirmationsPerSession,
                 workspaceRoot: dataDirectory.appendingPathComponent("workspaces", isDirectory: true)),
             logger: logger)
         let (key, keyFile) = try await bootstrap(store: store, configuration: configuration, now: clock.now())
@@ -73,14 +74,24 @@ public struct ServerRuntime: Sendable {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         let access = AccessControl(store: store)
-        let stream = EventStream(store: store, notifier: engine.notifier, heartbeat: configuration.heartbeat)
+        let stream = EventStream(
+            store: store, notifier: engine.notifier, heartbeat: configuration.heartbeat,
+            quota: StreamQuota(maxPerKey: configuration.maxStreamsPerKey), clock: configuration.clock)
         HealthController(store: store, engine: engine).register(on: router)
-        let v1 = router.group("v1").add(middleware: AuthMiddleware(store: store, clock: configuration.clock))
+        let v1 = router.group("v1")
+            .add(middleware: AuthMiddleware(store: store, clock: configuration.clock))
+            .add(
+                middleware: RateLimitMiddleware(
+                    perKey: RateLimiter(perMinute: configuration.keyRequestsPerMinute, clock: configuration.clock),
+                    perSession: RateLimiter(
+                        perMinute: configuration.sessionRequestsPerMinute, clock: configuration.clock)))
         SessionsController(engine: engine, access: access, stream: stream, configuration: configuration)
             .register(on: v1)
         ConfirmationsController(engine: engine, access: access, stream: stream, configuration: configuration)
             .register(on: v1)
-        AdminController(store: store, access: access, clock: configuration.clock, configuration: configuration)
+        AdminController(
+            store: store, access: access, clock: configuration.clock, configuration: configuration,
+            notifier: engine.notifier)
             .register(on: v1)
         return router
     }

@@ -9,6 +9,7 @@ struct AdminController {
     let access: AccessControl
     let clock: any WallClock
     let configuration: ServerConfiguration
+    let notifier: EventNotifier
 
     func register(on group: RouterGroup<AppRequestContext>) {
         group.post("namespaces", use: createNamespace)
@@ -98,6 +99,7 @@ struct AdminController {
                 namespaceID: identity.namespaceID, actor: identity.actor, action: "key.revoked", subject: prefix,
                 data: ["by_key": .string(identity.keyPrefix)]))
         guard revoked else { throw CountersignError.notFound("Key") }
+        notifier.notifyKeyChanged(prefix: prefix)
         return JSONResponse.make(["prefix": .string(prefix), "revoked": true])
     }
 

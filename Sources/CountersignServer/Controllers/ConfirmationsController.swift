@@ -83,15 +83,15 @@ struct ConfirmationsController {
         if request.wantsEventStream {
             let after = result.resumed?.startSeq ?? 0
             if let handle = result.resumed {
-                return stream.response(sessionID: confirmation.sessionID, after: after, until: .runStops(handle))
+                return try stream.response(sessionID: confirmation.sessionID, after: after, until: .runStops(handle), identity: identity)
             }
             // The run still waits on other confirmations of its step: the stream carries
             // this decision's events and ends.
             let first = result.events.first?.seq ?? 1
             let last = result.events.last?.seq ?? 0
-            return stream.response(
+            return try stream.response(
                 sessionID: confirmation.sessionID, after: first - 1,
-                until: .seq(last))
+                until: .seq(last), identity: identity)
         }
         var run: JSONValue = .null
         if let handle = result.resumed { run = Present.outcome(await handle.outcome) }

@@ -12,6 +12,8 @@ struct EventStream: Sendable {
     let store: any Store
     let notifier: EventNotifier
     let heartbeat: Duration
+    let quota: StreamQuota
+    let clock: any WallClock
 
     /// When a stream ends.
     enum Until: Sendable {
@@ -28,14 +30,35 @@ struct EventStream: Sendable {
         "id: \(event.seq)\nevent: \(event.type)\ndata: \(event.data.canonicalString)\n\n"
     }
 
-    func response(sessionID: String, after: Int64, until: Until, encode: @escaping @Sendable (SessionEvent) -> String? = format)
-        -> Response
-    {
+    /// A stream of `sessionID`'s log after `after`. With `identity`, the stream counts
+    /// against the key's stream quota (429 beyond it) and ends as soon as the key is
+    /// revoked or expires.
+    func response(
+        sessionID: String, after: Int64, until: Until, identity: Identity? = nil,
+        encode: @escaping @Sendable (SessionEvent) -> String? = format
+    ) throws -> Response {
         let store = self.store
         let notifier = self.notifier
         let heartbeat = self.heartbeat
+        let clock = self.clock
+        if let identity, !quota.acquire(identity.keyPrefix) {
+            throw CountersignError(
+                .rateLimited, "Too many open event streams for this API key (at most \(quota.maxPerKey)).",
+                details: ["retry_after": 1])
+        }
+        let ticket = identity.map { QuotaTicket(quota: quota, key: $0.keyPrefix) }
+        let keyPrefix = identity?.keyPrefix
         let body = ResponseBody { writer in
-            let signals = notifier.subscribe(sessionID: sessionID, heartbeat: heartbeat)
+            defer { ticket?.release() }
+            let signals = notifier.subscribe(sessionID: sessionID, keyPrefix: keyPrefix, heartbeat: heartbeat)
+            // The key is still good: not revoked, not expired.
+            func keyIsValid() async -> Bool {
+                guard let keyPrefix else { return true }
+                guard let key = try? await store.key(prefix: keyPrefix) else { return false }
+                if key.revokedAt != nil { return false }
+                if let expiresAt = key.expiresAt, expiresAt <= clock.now() { return false }
+                return true
+            }
             let stopAt = StopMark()
             if case .seq(let last) = until { stopAt.withLock { $0 = last } }
             var watcher: Task<Void, Never>?
@@ -76,18 +99,22 @@ struct EventStream: Sendable {
             // Last-Event-ID after the restart (or to another replica).
             let shuttingDown = StopMark()
             try await withGracefulShutdownHandler {
-                for await signal in signals {
-                    if shuttingDown.withLock({ $0 }) != nil { break }
+                loop: for await signal in signals {
+                    if shuttingDown.withLock({ $0 }) != nil { break loop }
                     switch signal {
+                    case .keyChanged:
+                        if await !keyIsValid() { break loop }
+                        continue
                     case .heartbeat:
+                        if await !keyIsValid() { break loop }
                         var ping = ByteBuffer()
                         ping.writeString(": ping\n\n")
                         try await writer.write(ping)
-                        if stopAt.withLock({ $0 }) != nil, try await flush(&writer) { break }
+                        if stopAt.withLock({ $0 }) != nil, try await flush(&writer) { break loop }
                     case .appended:
-                        if try await flush(&writer) { break }
+                        if try await flush(&writer) { break loop }
                     }
-                    if let limit = stopAt.withLock({ $0 }), cursor >= limit { break }
+                    if let limit = stopAt.withLock({ $0 }), cursor >= limit { break loop }
                 }
             } onGracefulShutdown: {
                 shuttingDown.withLock { $0 = 0 }
@@ -106,4 +133,26 @@ struct EventStream: Sendable {
 final class StopMark: Sendable {
     private let value = Mutex<Int64?>(nil)
     func withLock<T>(_ body: (inout Int64?) -> T) -> T { value.withLock { body(&$0) } }
+}
+
+/// Returns a reserved stream slot exactly once, when released or when dropped.
+final class QuotaTicket: Sendable {
+    private let quota: StreamQuota
+    private let key: String
+    private let released = Mutex(false)
+
+    init(quota: StreamQuota, key: String) {
+        self.quota = quota
+        self.key = key
+    }
+
+    func release() {
+        let first = released.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        if first { quota.release(key) }
+    }
+
+    deinit { release() }
 }
