@@ -59,6 +59,11 @@ public final class RunEngine: Sendable {
         public var maxPendingConfirmations: Int
         /// Where session workspaces live: `<root>/<session_id>/`.
         public var workspaceRoot: URL
+        /// Crash points for the crash harness; none in production.
+        public var failpoints: Failpoints = .none
+        /// Streamed text reaches the log as a `token` event at most this often (seconds);
+        /// what is left when the model answers is written with the step.
+        public var tokenFlushInterval: TimeInterval = 0.1
 
         public init(
             confirmationTTL: TimeInterval = 300, maxPendingConfirmations: Int = 32, maxSteps: Int = 24,
@@ -173,6 +178,7 @@ public final class RunEngine: Sendable {
         let outcome = try await store.decide(
             confirmationID: confirmationID, request: request, decidedBy: decidedBy, grantAllowed: grantAllowed,
             now: clock.now())
+        configuration.failpoints.hit("after-decide")
         notifier.notify(outcome.events)
         var resumed: RunHandle?
         if let runID = outcome.resumeRunID {
@@ -310,6 +316,7 @@ public final class RunEngine: Sendable {
     private func execute(_ call: ToolCall, tool: (any Tool)?, rerun: Bool) async throws -> Bool {
         guard case .claimed(let started) = try await store.claimToolCall(callID: call.id, rerun: rerun, now: clock.now())
         else { return false }
+        configuration.failpoints.hit("after-claim")
         notifier.notify(started)
         var output: ToolOutput
         if let tool {
@@ -320,6 +327,7 @@ public final class RunEngine: Sendable {
         } else {
             output = .failure("Tool \(call.toolName) is no longer available.")
         }
+        configuration.failpoints.hit("after-tool")
         if let original = call.originalParams {
             output.content =
                 "Note: the person edited this call before approving it. It ran with \(call.params.canonicalString) "
@@ -342,15 +350,16 @@ public final class RunEngine: Sendable {
                     error: "The run stopped after \(configuration.maxSteps) model steps.", now: clock.now()))
             return ""
         }
+        configuration.failpoints.hit("before-model")
         let history = try await store.history(sessionID: session.id)
         let tools = run.finalStepOnly ? [] : agent.tools.map(\.descriptor)
-        let tokens = TokenBuffer()
+        let tokens = TokenBuffer(start: clock.now())
         let response = try await agent.model.respond(
             to: ModelRequest(instructions: agent.instructions, messages: history, tools: tools),
-            onToken: { delta in tokens.append(delta) })
+            onToken: { [self] delta in await self.streamToken(delta, into: tokens, runID: run.id) })
         let streamed = tokens.take()
         let text = response.text
-        let tokenText = streamed.isEmpty ? text : streamed
+        let tokenText = streamed.isEmpty && !tokens.flushedAny ? text : streamed
         if response.toolCalls.isEmpty || run.finalStepOnly {
             notifier.notify(
                 try await store.endRun(
@@ -435,8 +444,27 @@ public final class RunEngine: Sendable {
                 runID: run.id, sessionID: session.id, namespaceID: session.namespaceID, step: run.step + 1, text: text,
                 modelCalls: response.toolCalls, calls: calls, confirmations: confirmations, actor: session.actor,
                 tokens: tokenText, now: now))
+        configuration.failpoints.hit("after-step")
         notifier.notify(events)
         return text
+    }
+
+    /// Buffers a streamed delta and, once `tokenFlushInterval` has passed since the last
+    /// write, appends the buffered text to the log as one `token` event, so that
+    /// streams show the answer while it is written. A model that hands over its text at
+    /// once (scripted, non-streaming) gets a single `token` event written with its step.
+    private func streamToken(_ delta: String, into tokens: TokenBuffer, runID: String) async {
+        guard let due = tokens.append(delta, now: clock.now(), interval: configuration.tokenFlushInterval) else {
+            return
+        }
+        do {
+            notifier.notify(
+                try await store.appendEvents(runID: runID, [EventFactory.token(runID: runID, text: due)], now: clock.now()))
+        } catch {
+            // Cancelled meanwhile (the step's commit will stop the run) or a failed write:
+            // the text goes out with the step instead.
+            tokens.restore(due)
+        }
     }
 
     // MARK: Outcomes
@@ -465,9 +493,39 @@ public final class RunEngine: Sendable {
     }
 }
 
-/// Collects streamed text deltas of one model step.
+/// Collects streamed text deltas of one model step and says when buffered text is due
+/// for the log.
 final class TokenBuffer: Sendable {
-    private let text = Mutex("")
-    func append(_ delta: String) { text.withLock { $0 += delta } }
-    func take() -> String { text.withLock { value in defer { value = "" }; return value } }
+    private struct State {
+        var pending = ""
+        var lastFlush: Date
+        var flushed = false
+    }
+
+    private let state: Mutex<State>
+
+    init(start: Date) {
+        state = Mutex(State(lastFlush: start))
+    }
+
+    /// Adds a delta; returns the buffered text when `interval` has passed since the last
+    /// write (or the start of the step), else nil.
+    func append(_ delta: String, now: Date, interval: TimeInterval) -> String? {
+        state.withLock { state in
+            state.pending += delta
+            guard !state.pending.isEmpty, now.timeIntervalSince(state.lastFlush) >= interval else { return nil }
+            state.lastFlush = now
+            state.flushed = true
+            defer { state.pending = "" }
+            return state.pending
+        }
+    }
+
+    /// Puts text whose write failed back in front of the buffer.
+    func restore(_ text: String) { state.withLock { $0.pending = text + $0.pending } }
+
+    /// Whether some text already went to the log during the step.
+    var flushedAny: Bool { state.withLock { $0.flushed } }
+
+    func take() -> String { state.withLock { state in defer { state.pending = "" }; return state.pending } }
 }

@@ -42,4 +42,19 @@ struct AccessControl: Sendable {
     func requireAdmin(_ identity: Identity) throws {
         guard identity.role == .admin else { throw CountersignError(.forbidden, "This needs an admin key.") }
     }
+
+    /// The operator: an admin of the namespace `default` (created on first start).
+    /// Only the operator creates namespaces and keys in namespaces other than its own.
+    func isOperator(_ identity: Identity) async throws -> Bool {
+        guard identity.role == .admin else { return false }
+        return try await store.namespace(idOrName: "default")?.id == identity.namespaceID
+    }
+
+    func requireOperator(_ identity: Identity) async throws {
+        try requireAdmin(identity)
+        guard try await isOperator(identity) else {
+            throw CountersignError(
+                .forbidden, "Only an admin of the operator namespace `default` may do this.")
+        }
+    }
 }

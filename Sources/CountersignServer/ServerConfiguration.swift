@@ -28,11 +28,20 @@ public struct ServerConfiguration: Sendable {
     public var maxStreamsPerKey: Int = 32
     /// Confirmations one model step may ask for; calls beyond are refused (blocked).
     public var maxPendingConfirmationsPerSession: Int = 32
+    /// Crash points for the crash harness (`COUNTERSIGN_FAILPOINTS`); none by default.
+    public var failpoints: Failpoints = .none
     /// Agents beside the built-in `demo`.
     public var agents: [Agent] = []
     public var clock: any WallClock = SystemClock()
     /// Write the bootstrap admin key to this file (0600). Nil: `<database>.admin-key`.
     public var adminKeyFile: String?
+    /// The agent of sessions created through a seed wire format (SPEC §7, docs/compat.md)
+    /// when the request names none.
+    public var compatAgent: String = "demo"
+    /// Chat API (seed 001): requests per minute per cookie session; 0 turns the limit off.
+    public var chatRateLimitPerMinute: Int = 60
+    /// Chat API (seed 001): how long a `session_id` cookie is valid.
+    public var chatCookieTTL: TimeInterval = 86_400
 
     public init() {}
 

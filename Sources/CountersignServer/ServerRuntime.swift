@@ -39,12 +39,13 @@ public struct ServerRuntime: Sendable {
         var agents = [DemoAgent.make()]
         agents.append(contentsOf: configuration.agents)
         let dataDirectory = try configuration.resolvedDataDirectory()
-        let engine = RunEngine(
-            store: store, agents: AgentRegistry(agents), clock: clock,
-            configuration: RunEngine.Configuration(
+        var engineConfiguration = RunEngine.Configuration(
                 confirmationTTL: configuration.confirmationTTL,
                 maxPendingConfirmations: configuration.maxPendingConfirmationsPerSession,
-                workspaceRoot: dataDirectory.appendingPathComponent("workspaces", isDirectory: true)),
+                workspaceRoot: dataDirectory.appendingPathComponent("workspaces", isDirectory: true))
+        engineConfiguration.failpoints = configuration.failpoints
+        let engine = RunEngine(
+            store: store, agents: AgentRegistry(agents), clock: clock, configuration: engineConfiguration,
             logger: logger)
         let (key, keyFile) = try await bootstrap(store: store, configuration: configuration, now: clock.now())
         let recovered = try await engine.recover()
@@ -93,6 +94,8 @@ public struct ServerRuntime: Sendable {
             store: store, access: access, clock: configuration.clock, configuration: configuration,
             notifier: engine.notifier)
             .register(on: v1)
+        CompatDoors(store: store, engine: engine, access: access, configuration: configuration)
+            .register(on: router, v1: v1)
         return router
     }
 

@@ -33,12 +33,16 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Starts `countersign serve --port 0 --database sqlite:<database> <extra>` and
     /// returns once it prints the address it listens on.
-    public static func launch(database: String, extra: [String] = []) async throws -> ServerProcess {
+    public static func launch(database: String, extra: [String] = [], environment extraEnvironment: [String: String] = [:])
+        async throws -> ServerProcess
+    {
         let process = Process()
         process.executableURL = binary()
         process.arguments = ["serve", "--port", "0", "--database", "sqlite:\(database)"] + extra
         var environment = ProcessInfo.processInfo.environment
         environment["COUNTERSIGN_LOG_LEVEL"] = "warning"
+        environment["COUNTERSIGN_FAILPOINTS"] = nil
+        for (name, value) in extraEnvironment { environment[name] = value }
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output

@@ -8,8 +8,13 @@ import GateCore
 public final class SQLiteStore: Store {
     public let path: String
     let pool: DatabasePool
+    /// Batches concurrent write transactions into one commit; nil writes one by one.
+    let groupCommit: GroupCommit?
 
-    public init(path: String) throws {
+    /// Opens (creating if needed) the database at `path`. With `groupCommit` (the
+    /// default), concurrent writes share commits and fsyncs; without, each write is its
+    /// own transaction (the baseline the benchmarks compare against).
+    public init(path: String, groupCommit: Bool = true) throws {
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
@@ -22,6 +27,18 @@ public final class SQLiteStore: Store {
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        self.groupCommit = groupCommit ? GroupCommit(writer: pool) : nil
+    }
+
+    /// One write transaction, durable when this returns.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        if let groupCommit { return try await groupCommit.write(body) }
+        return try await pool.write(body)
+    }
+
+    /// Write transactions committed so far and the commits they took (group commit only).
+    public var commitStatistics: (commits: Int, writes: Int)? {
+        groupCommit.map { ($0.statistics.batches, $0.statistics.writes) }
     }
 
     /// The writer connection's `synchronous` level (2 = FULL).
@@ -49,7 +66,7 @@ public final class SQLiteStore: Store {
     // MARK: Tenancy
 
     public func bootstrapIfEmpty(namespace: Namespace, key: APIKey) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM namespaces") ?? 0
             guard count == 0 else { return false }
             try Self.insertNamespace(db, namespace)
@@ -69,7 +86,7 @@ public final class SQLiteStore: Store {
     }
 
     public func createNamespace(_ namespace: Namespace, audit: AuditDraft) async throws {
-        try await pool.write { db in
+        try await write { db in
             if try Int.fetchOne(db, sql: "SELECT 1 FROM namespaces WHERE name = ?", arguments: [namespace.name]) != nil {
                 throw CountersignError(
                     .validationError, "A namespace named '\(namespace.name)' already exists.",
@@ -96,7 +113,7 @@ public final class SQLiteStore: Store {
     }
 
     public func createKey(_ key: APIKey, audit: AuditDraft) async throws {
-        try await pool.write { db in
+        try await write { db in
             try Self.insertKey(db, key)
             try Self.appendAudit(db, audit, at: key.createdAt)
         }
@@ -118,7 +135,7 @@ public final class SQLiteStore: Store {
     }
 
     public func revokeKey(prefix: String, namespaceID: String, at: Date, audit: AuditDraft) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?)
@@ -135,7 +152,7 @@ public final class SQLiteStore: Store {
     public func createSession(_ session: Session, events: [EventDraft], audit: AuditDraft) async throws
         -> [SessionEvent]
     {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     INSERT INTO sessions (id, namespace_id, actor, agent, status, metadata, tainted, active_run_id,
@@ -211,7 +228,7 @@ public final class SQLiteStore: Store {
     // MARK: Runs
 
     public func startRun(_ run: Run, message: String, now: Date) async throws -> [SessionEvent] {
-        try await pool.write { db in
+        try await write { db in
             guard let session = try Self.loadSession(db, run.sessionID) else {
                 throw CountersignError.notFound("Session")
             }
@@ -264,7 +281,7 @@ public final class SQLiteStore: Store {
     }
 
     public func commitStep(_ step: StepCommit) async throws -> [SessionEvent] {
-        try await pool.write { db in
+        try await write { db in
             guard let run = try Self.loadRun(db, step.runID), run.status == .running else { throw RunStopped() }
             try Self.insertMessage(
                 db, sessionID: step.sessionID, runID: step.runID, step: step.step,
@@ -306,14 +323,14 @@ public final class SQLiteStore: Store {
     }
 
     public func appendEvents(runID: String, _ events: [EventDraft], now: Date) async throws -> [SessionEvent] {
-        try await pool.write { db in
+        try await write { db in
             guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
             return try Self.appendEvents(db, sessionID: run.sessionID, events, now: now)
         }
     }
 
     public func pauseRun(runID: String, now: Date) async throws -> PauseOutcome {
-        try await pool.write { db in
+        try await write { db in
             guard let run = try Self.loadRun(db, runID), run.status == .running else { return .stopped }
             let pending =
                 try Int.fetchOne(
@@ -334,7 +351,7 @@ public final class SQLiteStore: Store {
     }
 
     public func claimToolCall(callID: String, rerun: Bool, now: Date) async throws -> ClaimOutcome {
-        try await pool.write { db in
+        try await write { db in
             guard var call = try Self.loadToolCall(db, callID) else { throw CountersignError.notFound("Tool call") }
             guard let run = try Self.loadRun(db, call.runID), run.status == .running else {
                 return .notClaimable(call.status)
@@ -364,7 +381,7 @@ public final class SQLiteStore: Store {
     public func finishToolCall(callID: String, output: ToolOutput, taints: Bool, now: Date) async throws
         -> [SessionEvent]
     {
-        try await pool.write { db in
+        try await write { db in
             guard var call = try Self.loadToolCall(db, callID) else { throw CountersignError.notFound("Tool call") }
             guard call.status == .executing else {
                 throw CountersignError(.internal, "Tool call \(callID) is \(call.status.rawValue), not executing.")
@@ -390,7 +407,7 @@ public final class SQLiteStore: Store {
     }
 
     public func abandonInterrupted(callID: String, now: Date) async throws -> [SessionEvent] {
-        try await pool.write { db in
+        try await write { db in
             guard var call = try Self.loadToolCall(db, callID), call.status == .interrupted else { return [] }
             call.status = .failed
             call.output = .failure(TransitionPlanner.unknownOutcomeMessage)
@@ -411,7 +428,7 @@ public final class SQLiteStore: Store {
     public func endRun(runID: String, status: RunStatus, tokens: String, finalText: String?, error: String?, now: Date)
         async throws -> [SessionEvent]
     {
-        try await pool.write { db in
+        try await write { db in
             guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
             var drafts: [EventDraft] = []
             if !tokens.isEmpty { drafts.append(EventFactory.token(runID: runID, text: tokens)) }
@@ -437,7 +454,7 @@ public final class SQLiteStore: Store {
     }
 
     public func recoverAfterCrash(now: Date) async throws -> [String] {
-        try await pool.write { db in
+        try await write { db in
             let executing = try Row.fetchAll(db, sql: "SELECT * FROM tool_calls WHERE status = 'executing'")
                 .map(Self.toolCall)
             for var call in executing {
@@ -465,7 +482,7 @@ public final class SQLiteStore: Store {
     public func decide(
         confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, now: Date
     ) async throws -> DecisionOutcome {
-        try await pool.write { db in
+        try await write { db in
             guard let confirmation = try Self.loadConfirmation(db, confirmationID),
                 let call = try Self.loadToolCall(db, confirmation.callID)
             else { throw CountersignError.notFound("Confirmation") }
@@ -477,7 +494,7 @@ public final class SQLiteStore: Store {
     }
 
     public func expireDue(now: Date, limit: Int) async throws -> [DecisionOutcome] {
-        try await pool.write { db in
+        try await write { db in
             let due = try Row.fetchAll(
                 db,
                 sql: """
@@ -497,7 +514,7 @@ public final class SQLiteStore: Store {
     }
 
     public func cancelSession(sessionID: String, actor: String, now: Date) async throws -> CancelOutcome {
-        try await pool.write { db in
+        try await write { db in
             guard let session = try Self.loadSession(db, sessionID) else { throw CountersignError.notFound("Session") }
             guard let runID = session.activeRunID, let run = try Self.loadRun(db, runID),
                 run.status == .running || run.status == .awaiting
@@ -579,7 +596,8 @@ public final class SQLiteStore: Store {
             }
             if let afterID = filter.afterID,
                 let cursor = try Row.fetchOne(
-                    db, sql: "SELECT created_at, id FROM confirmations WHERE id = ?", arguments: [afterID])
+                    db, sql: "SELECT created_at, id FROM confirmations WHERE id = ? AND namespace_id = ?",
+                    arguments: [afterID, namespaceID])
             {
                 let created: Int64 = cursor["created_at"]
                 let id: String = cursor["id"]

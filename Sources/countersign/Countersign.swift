@@ -62,6 +62,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Folder for session workspaces (env COUNTERSIGN_DATA_DIR).") var dataDir: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env COUNTERSIGN_LOG_LEVEL).")
     var logLevel: String?
+    @Option(help: "Requests per minute per API key, 0 for no limit (env COUNTERSIGN_KEY_REQUESTS_PER_MINUTE).")
+    var keyRequestsPerMinute: Int?
+    @Option(help: "Requests per minute per session, 0 for no limit (env COUNTERSIGN_SESSION_REQUESTS_PER_MINUTE).")
+    var sessionRequestsPerMinute: Int?
 
     func run() async throws {
         var configuration = ServerConfiguration()
@@ -73,13 +77,26 @@ struct Serve: AsyncParsableCommand {
         }
         guard configuration.confirmationTTL > 0 else { throw ValidationError("--confirmation-ttl must be > 0.") }
         configuration.dataDirectory = try setting(dataDir, "COUNTERSIGN_DATA_DIR", nil) { $0 }
-        if let file = try setting(config, "COUNTERSIGN_CONFIG", nil, parse: { $0 }) {
-            throw ValidationError("--config \(file): agent configuration files are not supported by this build yet.")
+        configuration.keyRequestsPerMinute = try setting(
+            keyRequestsPerMinute, "COUNTERSIGN_KEY_REQUESTS_PER_MINUTE", configuration.keyRequestsPerMinute
+        ) { Int($0) }
+        configuration.sessionRequestsPerMinute = try setting(
+            sessionRequestsPerMinute, "COUNTERSIGN_SESSION_REQUESTS_PER_MINUTE", configuration.sessionRequestsPerMinute
+        ) { Int($0) }
+        guard configuration.keyRequestsPerMinute >= 0, configuration.sessionRequestsPerMinute >= 0 else {
+            throw ValidationError("Rate limits must be 0 (no limit) or more.")
+        }
+        if let points = ProcessInfo.processInfo.environment["COUNTERSIGN_FAILPOINTS"], !points.isEmpty {
+            let seed = UInt64(ProcessInfo.processInfo.environment["COUNTERSIGN_FAILPOINT_SEED"] ?? "") ?? 0
+            configuration.failpoints = try Failpoints.parse(points, seed: seed)
         }
         let level = try setting(logLevel, "COUNTERSIGN_LOG_LEVEL", "info") { $0 }
         var logger = Logger(label: "countersign")
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
 
+        if let file = try setting(config, "COUNTERSIGN_CONFIG", nil, parse: { $0 }) {
+            configuration.agents = try loadAgents(file: file, logger: logger)
+        }
         let runtime = try await ServerRuntime.open(configuration, logger: logger)
         if let key = runtime.bootstrapKey {
             printFlushed(
@@ -100,6 +117,22 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("Countersign listening on http://\(host):\(port)\n".utf8))
         }
         try await app.runService()
+    }
+}
+
+/// Loads the agents of `--config FILE`. A bad file stops the server before it starts:
+/// the error (file, line, path inside the file, what is wrong) goes to stderr and the
+/// exit status is 78 (EX_CONFIG).
+func loadAgents(file: String, logger: Logger) throws -> [Agent] {
+    do {
+        let loaded = try AgentConfig.load(file: file)
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+        logger.info(
+            "loaded agents from \(file)", metadata: ["agents": "\(loaded.agents.map(\.name).joined(separator: ", "))"])
+        return loaded.agents
+    } catch let error as ConfigError {
+        FileHandle.standardError.write(Data("countersign: configuration error: \(error)\n".utf8))
+        throw ExitCode(78)
     }
 }
 

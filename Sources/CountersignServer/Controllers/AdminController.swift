@@ -32,7 +32,7 @@ struct AdminController {
 
     @Sendable func createNamespace(_ request: Request, context: AppRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        try access.requireAdmin(identity)
+        try await access.requireOperator(identity)
         let body = try await JSONBody.read(request, limit: configuration.maxBodyBytes, allowed: ["name"])
         let name = try body.requiredString("name", maxLength: 64)
         try NamespaceName.validate(name)
@@ -48,8 +48,10 @@ struct AdminController {
     @Sendable func listNamespaces(_ request: Request, context: AppRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         try access.requireAdmin(identity)
-        // A key acts in one namespace; it sees that one.
-        let visible = try await store.namespaces().filter { $0.id == identity.namespaceID }
+        // The operator sees every namespace; any other admin its own.
+        let all = try await store.namespaces()
+        let isOperator = try await access.isOperator(identity)
+        let visible = isOperator ? all : all.filter { $0.id == identity.namespaceID }
         return JSONResponse.make(["data": .array(visible.map(Present.namespace))])
     }
 
@@ -63,9 +65,11 @@ struct AdminController {
         let role = try body.oneOf("role", Role.self, required: true)!
         var namespaceID = identity.namespaceID
         if let wanted = try body.string("namespace", maxLength: 100) {
-            guard let namespace = try await store.namespace(idOrName: wanted) else {
-                throw CountersignError.notFound("Namespace")
-            }
+            // Another namespace exists only for the operator.
+            let isOperator = try await access.isOperator(identity)
+            guard let namespace = try await store.namespace(idOrName: wanted),
+                namespace.id == identity.namespaceID || isOperator
+            else { throw CountersignError.notFound("Namespace") }
             namespaceID = namespace.id
         }
         let expiresAt = try body.date("expires_at")

@@ -1,0 +1,73 @@
+import AgentRuntime
+import Foundation
+import GRDB
+import GateCore
+import Testing
+
+@testable import Storage
+
+@Suite struct GroupCommitTests {
+    func temporaryPath() throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "group-commit-\(Identifier.make("t", length: 10))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory.appendingPathComponent("db.sqlite").path
+    }
+
+    @Test func concurrentWritesShareCommitsAndAllBecomeDurable() async throws {
+        let path = try temporaryPath()
+        let store = try SQLiteStore(path: path)
+        try await store.migrate()
+        try await store.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        let before = store.commitStatistics!
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 0..<200 {
+                group.addTask {
+                    _ = try await store.write { db in try db.execute(sql: "INSERT INTO t VALUES (?)", arguments: [n]) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let after = store.commitStatistics!
+        #expect(after.writes - before.writes == 200)
+        #expect(after.commits - before.commits < 200, "no batching happened: \(after)")
+        let reopened = try SQLiteStore(path: path)
+        let count = try await reopened.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM t") }
+        #expect(count == 200)
+    }
+
+    @Test func aFailingWriteRollsBackAloneAndGetsItsOwnError() async throws {
+        let store = try SQLiteStore(path: try temporaryPath())
+        try await store.migrate()
+        try await store.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        struct Refused: Error {}
+        let results = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for n in 0..<100 {
+                group.addTask {
+                    do {
+                        _ = try await store.write { db in
+                            try db.execute(sql: "INSERT INTO t VALUES (?)", arguments: [n])
+                            if n % 3 == 0 { throw Refused() }
+                        }
+                        return (n, true)
+                    } catch is Refused {
+                        return (n, false)
+                    }
+                }
+            }
+            var all: [(Int, Bool)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.filter { !$0.1 }.map(\.0).sorted() == Array(stride(from: 0, to: 100, by: 3)))
+        let stored = try await store.pool.read { db in try Int.fetchAll(db, sql: "SELECT n FROM t ORDER BY n") }
+        #expect(stored == (0..<100).filter { $0 % 3 != 0 })
+    }
+
+    @Test func withoutGroupCommitEveryWriteIsItsOwnTransaction() async throws {
+        let store = try SQLiteStore(path: try temporaryPath(), groupCommit: false)
+        #expect(store.commitStatistics == nil)
+        try await store.migrate()
+        #expect(try await store.synchronousLevel() == 2)
+    }
+}
