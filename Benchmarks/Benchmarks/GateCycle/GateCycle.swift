@@ -1,0 +1,309 @@
+// The in-process confirmation cycle of Countersign, measured end to end through the
+// public API: create session → user message → run pauses at the gate (one pending
+// confirmation) → approve → resumed run completes. Built-in `demo` agent, real
+// SQLiteStore (WAL, synchronous=FULL) opened by `ServerRuntime.open`, no HTTP.
+//
+// Benchmarks (see README.md for what each one is for):
+//   GateCycle-disk        one cycle per iteration, database on a real disk file
+//   GateCycle-tmpfs       the same cycle, synchronous still FULL, database on tmpfs
+//                         (/dev/shm), where fsync returns at once: the fsync cost is the
+//                         difference between the two
+//   GateCycle-disk-x16    16 sessions driven in parallel (TaskGroup) per iteration
+//   GateCycle-tmpfs-x16   the same on tmpfs
+//   GateCycle-disk-x16-nogroupcommit
+//                         GateCycle-disk-x16 with the store's group commit off
+//                         (`SQLiteStore(path:groupCommit: false)`): one fsync per write
+//
+// Environment:
+//   COUNTERSIGN_BENCH_DISK_DIR   parent folder for the disk database (default: the
+//                                system temporary folder; must not be tmpfs)
+//   COUNTERSIGN_BENCH_TMPFS_DIR  parent folder for the tmpfs database (default /dev/shm;
+//                                the tmpfs benchmarks are skipped when it is missing)
+//   COUNTERSIGN_BENCH_SECONDS    maximum measured seconds per benchmark (default 10)
+
+import AgentRuntime
+import Benchmark
+import CountersignServer
+import Foundation
+import GateCore
+import Storage
+
+// MARK: Harness
+
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One `ServerRuntime` on its own database in a fresh folder, and the engine the cycle
+/// runs on: the runtime's own, or (`groupCommit: false`) a second engine over a second
+/// `SQLiteStore` on the same file with group commit off, which writes every store call
+/// as its own transaction and fsync.
+struct Harness: Sendable {
+    let runtime: ServerRuntime
+    let engine: RunEngine
+    let store: SQLiteStore
+    let namespaceID: String
+    let directory: URL
+
+    static let message = "write notes/todo.txt buy milk"
+
+    static func open(under parent: String, label: String, groupCommit: Bool = true) async throws -> Harness {
+        let directory = URL(fileURLWithPath: parent, isDirectory: true)
+            .appendingPathComponent("countersign-bench-\(label)-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var config = ServerConfiguration()
+        config.databaseURL = "sqlite:\(directory.path)/bench.db"
+        config.dataDirectory = directory.path
+        let runtime = try await ServerRuntime.open(config)
+        guard let namespace = try await runtime.store.namespace(idOrName: "default") else {
+            throw BenchFailure("no default namespace after bootstrap")
+        }
+        var engine = runtime.engine
+        guard var store = runtime.store as? SQLiteStore else { throw BenchFailure("store is not SQLiteStore") }
+        if !groupCommit {
+            store = try SQLiteStore(path: "\(directory.path)/bench.db", groupCommit: false)
+            engine = RunEngine(
+                store: store, agents: AgentRegistry([DemoAgent.make()]), clock: config.clock,
+                configuration: RunEngine.Configuration(
+                    confirmationTTL: config.confirmationTTL, workspaceRoot: runtime.engine.configuration.workspaceRoot))
+        }
+        // The point of the benchmark is the durable configuration: check it is what runs.
+        let synchronous = try await store.synchronousLevel()
+        let journal = try await store.journalMode()
+        guard synchronous == 2, journal.lowercased() == "wal" else {
+            throw BenchFailure("expected WAL + synchronous=FULL(2), got \(journal) + \(synchronous)")
+        }
+        guard (store.commitStatistics != nil) == groupCommit else {
+            throw BenchFailure("group commit is \(store.commitStatistics != nil), expected \(groupCommit)")
+        }
+        return Harness(
+            runtime: runtime, engine: engine, store: store, namespaceID: namespace.id, directory: directory)
+    }
+
+    /// Commits the store has made so far (group commit only).
+    var commits: Int? { store.commitStatistics?.commits }
+
+    /// One full confirmation cycle; throws when any step does not end as the contract says.
+    func cycle() async throws {
+        let session = try await engine.createSession(namespaceID: namespaceID, actor: "bench", agent: "demo")
+        let handle = try await engine.send(sessionID: session.id, content: Self.message)
+        let paused = await handle.outcome
+        guard paused.status == .awaitingConfirmation, paused.pendingConfirmations.count == 1 else {
+            throw BenchFailure(
+                "expected awaiting_confirmation with 1 pending, got \(paused.status.rawValue) "
+                    + "with \(paused.pendingConfirmations.count) (\(paused.error ?? ""))")
+        }
+        let decision = try await engine.decide(
+            confirmationID: paused.pendingConfirmations[0].id, request: DecisionRequest(kind: .approve),
+            decidedBy: "bench")
+        guard let resumed = decision.resumed else { throw BenchFailure("the approval did not resume the run") }
+        let done = await resumed.outcome
+        guard done.status == .completed else {
+            throw BenchFailure("expected completed, got \(done.status.rawValue) (\(done.error ?? ""))")
+        }
+    }
+
+    /// `parallel` cycles at once, each on its own session. Returns each cycle's latency in ns.
+    func concurrentCycles(_ parallel: Int) async throws -> [Int] {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<parallel {
+                group.addTask {
+                    let start = ContinuousClock.now
+                    try await cycle()
+                    return nanoseconds(ContinuousClock.now - start)
+                }
+            }
+            var latencies: [Int] = []
+            latencies.reserveCapacity(parallel)
+            for try await latency in group { latencies.append(latency) }
+            return latencies
+        }
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// CPU time of the whole process (every thread: the engine's tasks, GRDB's queues) in ns.
+/// `cpuTotal` of the benchmark package comes from getrusage, which on Linux ticks in
+/// 10 ms steps and so cannot resolve one cycle.
+func processCPUNanoseconds() -> Int {
+    var spec = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &spec)
+    return Int(spec.tv_sec) * 1_000_000_000 + Int(spec.tv_nsec)
+}
+
+func nanoseconds(_ duration: Duration) -> Int {
+    let (seconds, attoseconds) = duration.components
+    return Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+}
+
+/// Holds a benchmark's harness between its setup, iterations and teardown.
+final class HarnessBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Harness?
+
+    var harness: Harness {
+        get throws {
+            guard let harness = lock.withLock({ value }) else { throw BenchFailure("setup did not run") }
+            return harness
+        }
+    }
+
+    func set(_ harness: Harness?) {
+        let old = lock.withLock {
+            let old = value
+            value = harness
+            return old
+        }
+        old?.remove()
+    }
+}
+
+// MARK: Locations
+
+enum Location {
+    case disk, tmpfs
+
+    var label: String { self == .disk ? "disk" : "tmpfs" }
+
+    var parent: String? {
+        let environment = ProcessInfo.processInfo.environment
+        switch self {
+        case .disk:
+            return environment["COUNTERSIGN_BENCH_DISK_DIR"] ?? NSTemporaryDirectory()
+        case .tmpfs:
+            let path = environment["COUNTERSIGN_BENCH_TMPFS_DIR"] ?? "/dev/shm"
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue
+            else { return nil }
+            return path
+        }
+    }
+
+    /// Whether `path` is on tmpfs, from the longest matching mount point in
+    /// /proc/self/mounts (Linux); nil where that cannot be told.
+    static func isTmpfs(_ path: String) -> Bool? {
+        guard let mounts = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return nil }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        var best: (mountPoint: String, type: String)?
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3 else { continue }
+            let mountPoint = fields[1].replacingOccurrences(of: "\\040", with: " ")
+            let inside =
+                mountPoint == "/" || resolved == mountPoint || resolved.hasPrefix(mountPoint + "/")
+            if inside, mountPoint.count >= (best?.mountPoint.count ?? -1) {
+                best = (mountPoint, String(fields[2]))
+            }
+        }
+        return best.map { $0.type == "tmpfs" }
+    }
+
+    /// The parent folder, after checking it is the kind of filesystem the benchmark name claims.
+    func checkedParent() throws -> String {
+        guard let parent else { throw BenchFailure("no \(label) folder") }
+        let tmpfs = Self.isTmpfs(parent)
+        if self == .disk, tmpfs == true {
+            throw BenchFailure(
+                "\(parent) is tmpfs, so GateCycle-disk would not measure fsync; "
+                    + "set COUNTERSIGN_BENCH_DISK_DIR to a folder on a real disk")
+        }
+        if self == .tmpfs, tmpfs == false {
+            throw BenchFailure("\(parent) is not tmpfs; set COUNTERSIGN_BENCH_TMPFS_DIR to a tmpfs folder")
+        }
+        return parent
+    }
+}
+
+// MARK: Benchmarks
+
+enum CustomMetrics {
+    /// Aggregate completed cycles per second of one parallel batch.
+    static var cyclesPerSecond: BenchmarkMetric {
+        .custom("cycles/s (aggregate)", polarity: .prefersLarger, useScalingFactor: false)
+    }
+    /// Latency of each single cycle inside a parallel batch, in microseconds.
+    static var cycleLatency: BenchmarkMetric {
+        .custom("cycle latency (us)", polarity: .prefersSmaller, useScalingFactor: false)
+    }
+    /// Store commits (each one fsync of the WAL) per 100 cycles; group commit only.
+    static var commitsPer100Cycles: BenchmarkMetric {
+        .custom("commits per 100 cycles", polarity: .prefersSmaller, useScalingFactor: false)
+    }
+    /// Process CPU time (all threads) spent per cycle, in microseconds.
+    static var cpuPerCycle: BenchmarkMetric {
+        .custom("CPU per cycle (us)", polarity: .prefersSmaller, useScalingFactor: false)
+    }
+}
+
+let parallelSessions = 16
+
+let benchmarks: @Sendable () -> Void = {
+    let seconds = Int(ProcessInfo.processInfo.environment["COUNTERSIGN_BENCH_SECONDS"] ?? "") ?? 10
+    let metrics: [BenchmarkMetric] = [
+        .throughput, .wallClock, .mallocCountTotal, .writeSyscalls, CustomMetrics.cpuPerCycle,
+        CustomMetrics.commitsPer100Cycles,
+    ]
+
+    func sequential(_ location: Location) {
+        let box = HarnessBox()
+        Benchmark(
+            "GateCycle-\(location.label)",
+            configuration: .init(
+                metrics: metrics, timeUnits: .microseconds, warmupIterations: 20,
+                maxDuration: .seconds(seconds), maxIterations: 1_000_000, skip: location.parent == nil,
+                setup: { box.set(try await Harness.open(under: location.checkedParent(), label: location.label)) },
+                teardown: { box.set(nil) })
+        ) { benchmark in
+            let harness = try box.harness
+            let cpu = processCPUNanoseconds()
+            let commits = harness.commits
+            try await harness.cycle()
+            benchmark.measurement(CustomMetrics.cpuPerCycle, (processCPUNanoseconds() - cpu) / 1_000)
+            if let before = commits, let after = harness.commits {
+                benchmark.measurement(CustomMetrics.commitsPer100Cycles, (after - before) * 100)
+            }
+        }
+    }
+
+    func parallel(_ location: Location, groupCommit: Bool) {
+        let box = HarnessBox()
+        let name = "GateCycle-\(location.label)-x\(parallelSessions)" + (groupCommit ? "" : "-nogroupcommit")
+        Benchmark(
+            name,
+            configuration: .init(
+                metrics: metrics + [CustomMetrics.cyclesPerSecond, CustomMetrics.cycleLatency],
+                timeUnits: .microseconds, warmupIterations: 3, maxDuration: .seconds(seconds),
+                maxIterations: 1_000_000, skip: location.parent == nil,
+                setup: {
+                    box.set(
+                        try await Harness.open(
+                            under: location.checkedParent(), label: "\(location.label)-x16", groupCommit: groupCommit))
+                },
+                teardown: { box.set(nil) })
+        ) { benchmark in
+            let harness = try box.harness
+            let cpu = processCPUNanoseconds()
+            let commits = harness.commits
+            let start = ContinuousClock.now
+            let latencies = try await harness.concurrentCycles(parallelSessions)
+            let elapsed = nanoseconds(ContinuousClock.now - start)
+            benchmark.measurement(CustomMetrics.cyclesPerSecond, parallelSessions * 1_000_000_000 / max(elapsed, 1))
+            benchmark.measurement(
+                CustomMetrics.cpuPerCycle, (processCPUNanoseconds() - cpu) / 1_000 / parallelSessions)
+            if let before = commits, let after = harness.commits {
+                benchmark.measurement(CustomMetrics.commitsPer100Cycles, (after - before) * 100 / parallelSessions)
+            }
+            for latency in latencies { benchmark.measurement(CustomMetrics.cycleLatency, latency / 1_000) }
+        }
+    }
+
+    sequential(.disk)
+    sequential(.tmpfs)
+    parallel(.disk, groupCommit: true)
+    parallel(.tmpfs, groupCommit: true)
+    parallel(.disk, groupCommit: false)
+}
