@@ -47,16 +47,35 @@ public final class ServerProcess: @unchecked Sendable {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        let once = ResumeOnce()
         let port: Int = try await withCheckedThrowingContinuation { continuation in
+            // A server that dies before it listens (a failpoint during recovery, a bad
+            // flag) must not leave us waiting for a line that never comes.
+            process.terminationHandler = { process in
+                once.run {
+                    continuation.resume(
+                        throwing: CountersignError(
+                            .internal, "countersign exited (status \(process.terminationStatus)) before listening"))
+                }
+            }
+            do {
+                try process.run()
+            } catch {
+                once.run { continuation.resume(throwing: error) }
+                return
+            }
+            // Our copy of the write end would keep the pipe open after the child dies.
+            try? output.fileHandleForWriting.close()
             let handle = output.fileHandleForReading
             DispatchQueue.global().async {
                 var text = ""
                 while true {
                     let data = handle.availableData
                     if data.isEmpty {
-                        continuation.resume(
-                            throwing: CountersignError(.internal, "countersign exited before listening: \(text)"))
+                        once.run {
+                            continuation.resume(
+                                throwing: CountersignError(.internal, "countersign exited before listening: \(text)"))
+                        }
                         return
                     }
                     text += String(decoding: data, as: UTF8.self)
@@ -64,7 +83,7 @@ public final class ServerProcess: @unchecked Sendable {
                         let end = text[range.upperBound...].firstIndex(of: "\n"),
                         let port = Int(text[range.upperBound..<end])
                     {
-                        continuation.resume(returning: port)
+                        once.run { continuation.resume(returning: port) }
                         return
                     }
                 }
@@ -98,5 +117,19 @@ public final class ServerProcess: @unchecked Sendable {
         if process.isRunning {
             Foundation.kill(process.processIdentifier, SIGKILL)
         }
+    }
+}
+
+/// Runs a closure at most once, from any thread.
+final class ResumeOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+
+    func run(_ body: () -> Void) {
+        lock.lock()
+        let first = !done
+        done = true
+        lock.unlock()
+        if first { body() }
     }
 }
