@@ -84,6 +84,35 @@ public protocol Store: Sendable {
     // MARK: Events and audit
     func events(sessionID: String, after: Int64, limit: Int) async throws -> [SessionEvent]
     func auditEntries(namespaceID: String, afterID: Int64, limit: Int) async throws -> [AuditEntry]
+
+    // MARK: Seed wire formats (SPEC §7)
+    /// Binds an id of a seed wire format to a Countersign id. The first binding of an
+    /// external id wins: returns the binding stored after the call, which is not
+    /// `binding` when one existed already.
+    func bindCompatID(_ binding: CompatIDBinding) async throws -> CompatIDBinding
+    func compatID(kind: String, externalID: String) async throws -> CompatIDBinding?
+    /// The server secret `name`, stored as `proposed` when it does not exist yet (the
+    /// first writer wins, so every replica ends up with the same secret).
+    func compatSecret(name: String, proposed: String, now: Date) async throws -> String
+}
+
+/// An id that a seed wire format requires in its own shape (a UUID for OpenHands
+/// conversations and Murph confirmations), bound to the Countersign id it stands for.
+public struct CompatIDBinding: Sendable, Equatable {
+    /// What the id names, e.g. `openhands.conversation`.
+    public var kind: String
+    public var externalID: String
+    public var localID: String
+    public var namespaceID: String
+    public var createdAt: Date
+
+    public init(kind: String, externalID: String, localID: String, namespaceID: String, createdAt: Date) {
+        self.kind = kind
+        self.externalID = externalID
+        self.localID = localID
+        self.namespaceID = namespaceID
+        self.createdAt = createdAt
+    }
 }
 
 /// Thrown by run-scoped writes when the run was cancelled (or ended) meanwhile: the

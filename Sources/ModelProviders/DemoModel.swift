@@ -75,29 +75,19 @@ public struct DemoModel: LanguageModel {
 
     /// One sentence about the results of the latest tool step.
     static func summarize(_ messages: [ChatMessage]) -> String {
-        var results: [(name: String, content: String)] = []
+        // The tool results at the end of the history, and the calls that asked for them.
+        let results = messages.reversed().prefix { message in
+            if case .tool = message { return true }
+            return false
+        }.reversed()
         var calls: [String: ModelToolCall] = [:]
-        for message in messages.reversed() {
-            if case .tool(let callID, let name, let content) = message {
-                results.insert((name, content), at: 0)
-                _ = callID
-            } else if case .assistant(_, let toolCalls) = message {
-                for call in toolCalls { calls[call.id] = call }
-                break
-            } else {
-                break
-            }
+        if let asked = messages.dropLast(results.count).last, case .assistant(_, let toolCalls) = asked {
+            for call in toolCalls { calls[call.id] = call }
         }
-        var ordered: [(ModelToolCall?, String, String)] = []
-        var index = 0
-        for message in messages.reversed() {
-            if case .tool = message { index += 1 } else { break }
+        let phrases = results.compactMap { message -> String? in
+            guard case .tool(let callID, let name, let content) = message else { return nil }
+            return phrase(call: calls[callID], name: name, content: content)
         }
-        for message in messages.suffix(index) {
-            if case .tool(let callID, let name, let content) = message { ordered.append((calls[callID], name, content)) }
-        }
-        let phrases = ordered.map { call, name, content in phrase(call: call, name: name, content: content) }
-        if phrases.count == 1, let only = phrases.first { return only }
         return phrases.joined(separator: "; ")
     }
 
@@ -138,7 +128,7 @@ public struct DemoModel: LanguageModel {
         case "append_file" where body.hasPrefix("Appended "): return "I appended a line to \(path)\(editedNote)."
         case "delete_file" where body.hasPrefix("Deleted "): return "I deleted \(path)\(editedNote)."
         case "read_file" where !body.hasPrefix("No file at") && !body.contains("workspace"): return body
-        case "list_files" where !body.hasPrefix("No folder"): return "\(path == "the file" ? "." : path): \(body)"
+        case "list_files" where !body.hasPrefix("No folder"): return "\(args["path"]?.stringValue ?? "."): \(body)"
         case "http_fetch" where body.hasPrefix("HTTP "):
             return "I fetched \(path): \(body.prefix(200))"
         default: return "I could not \(verb): \(body)"

@@ -8,6 +8,9 @@ enum SQLiteMigrations {
         migrator.registerMigration("v1_initial") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2_compat_ids") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
 
@@ -134,5 +137,23 @@ enum SQLiteMigrations {
             hash TEXT NOT NULL
         );
         CREATE INDEX audit_namespace ON audit(namespace_id, id);
+        """
+
+    /// The seed wire formats (SPEC §7): ids they need in their own shape, bound to
+    /// Countersign ids, and server secrets (the chat API's cookie key).
+    static let v2 = """
+        CREATE TABLE compat_ids (
+            kind TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            local_id TEXT NOT NULL,
+            namespace_id TEXT NOT NULL REFERENCES namespaces(id),
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (kind, external_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE compat_secrets (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """
 }
