@@ -113,7 +113,10 @@ public enum EventFactory {
     public static func runCompleted(runID: String, status: RunStatus, reply: String?) -> EventDraft {
         EventDraft(
             EventType.runCompleted,
-            ["run_id": .string(runID), "status": .string(status.rawValue), "reply": reply.map(JSONValue.string) ?? .null])
+            [
+                "run_id": .string(runID), "status": .string(status.rawValue),
+                "reply": reply.map(JSONValue.string) ?? .null,
+            ])
     }
 
     public static func runFailed(runID: String, error: String) -> EventDraft {

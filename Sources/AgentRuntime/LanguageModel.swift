@@ -6,7 +6,9 @@ public enum ChatMessage: Sendable, Equatable, Codable {
     case assistant(text: String, toolCalls: [ModelToolCall])
     case tool(callID: String, name: String, content: String)
 
-    private enum CodingKeys: String, CodingKey { case role, content, toolCalls = "tool_calls", callID = "call_id", name }
+    private enum CodingKeys: String, CodingKey {
+        case role, content, toolCalls = "tool_calls", callID = "call_id", name
+    }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)

@@ -53,7 +53,9 @@ public enum TransitionPlanner {
         var updated = confirmation
         var updatedCall = call
         let decision = Decision(
-            decision: request.kind, reason: request.kind == .deny ? request.denyReason
+            decision: request.kind,
+            reason: request.kind == .deny
+                ? request.denyReason
                 : request.reason,
             editedParams: request.kind == .approve ? request.editedParams : nil,
             // `Optional(...)`: a bare `nil` here would be `JSONValue.null` (JSONValue is nil-literal

@@ -138,7 +138,9 @@ public struct CountersignClient: Sendable {
                     var request = HTTPClientRequest(url: client.baseURL + path)
                     request.method = method
                     request.headers.add(name: "Accept", value: "text/event-stream")
-                    if let apiKey = client.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+                    if let apiKey = client.apiKey {
+                        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+                    }
                     if let namespace = client.namespace { request.headers.add(name: "X-Namespace", value: namespace) }
                     if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
                     if let json {
@@ -152,7 +154,8 @@ public struct CountersignClient: Sendable {
                         throw APIError(
                             status: Int(response.status.code),
                             code: error?["error"]?["code"]?.stringValue ?? "http_\(response.status.code)",
-                            message: error?["error"]?["message"]?.stringValue ?? "", details: error?["error"]?["details"] ?? .null)
+                            message: error?["error"]?["message"]?.stringValue ?? "",
+                            details: error?["error"]?["details"] ?? .null)
                     }
                     var parser = SSEParser(emitComments: includeComments)
                     for try await buffer in response.body {

@@ -40,9 +40,9 @@ public struct ServerRuntime: Sendable {
         agents.append(contentsOf: configuration.agents)
         let dataDirectory = try configuration.resolvedDataDirectory()
         var engineConfiguration = RunEngine.Configuration(
-                confirmationTTL: configuration.confirmationTTL,
-                maxPendingConfirmations: configuration.maxPendingConfirmationsPerSession,
-                workspaceRoot: dataDirectory.appendingPathComponent("workspaces", isDirectory: true))
+            confirmationTTL: configuration.confirmationTTL,
+            maxPendingConfirmations: configuration.maxPendingConfirmationsPerSession,
+            workspaceRoot: dataDirectory.appendingPathComponent("workspaces", isDirectory: true))
         engineConfiguration.failpoints = configuration.failpoints
         let engine = RunEngine(
             store: store, agents: AgentRegistry(agents), clock: clock, configuration: engineConfiguration,
@@ -92,8 +92,9 @@ public struct ServerRuntime: Sendable {
             .register(on: v1)
         AdminController(
             store: store, access: access, clock: configuration.clock, configuration: configuration,
-            notifier: engine.notifier)
-            .register(on: v1)
+            notifier: engine.notifier
+        )
+        .register(on: v1)
         CompatDoors(store: store, engine: engine, access: access, configuration: configuration)
             .register(on: router, v1: v1)
         return router

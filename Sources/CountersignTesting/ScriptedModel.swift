@@ -64,7 +64,9 @@ public final class ScriptedModel: LanguageModel {
     public func respond(to request: ModelRequest, onToken: @escaping @Sendable (String) async -> Void) async throws
         -> ModelResponse
     {
-        let index = position.withLock { value in defer { value += 1 }; return value }
+        let index = position.withLock { value in
+            defer { value += 1 }; return value
+        }
         requests.withLock { $0.append(request) }
         guard index < steps.count else { throw ScriptError.unexpectedCall(index) }
         try steps[index].check?(request)

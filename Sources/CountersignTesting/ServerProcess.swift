@@ -33,7 +33,9 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Starts `countersign serve --port 0 --database sqlite:<database> <extra>` and
     /// returns once it prints the address it listens on.
-    public static func launch(database: String, extra: [String] = [], environment extraEnvironment: [String: String] = [:])
+    public static func launch(
+        database: String, extra: [String] = [], environment extraEnvironment: [String: String] = [:]
+    )
         async throws -> ServerProcess
     {
         let process = Process()

@@ -39,10 +39,12 @@ public struct TestServer: Sendable {
         guard let namespace = try await store.namespace(idOrName: namespace) else {
             throw CountersignError.notFound("Namespace")
         }
-        let issued = APIKeys.issue(namespaceID: namespace.id, actor: actor, role: role, now: runtime.configuration.clock.now())
+        let issued = APIKeys.issue(
+            namespaceID: namespace.id, actor: actor, role: role, now: runtime.configuration.clock.now())
         try await store.createKey(
             issued.record,
-            audit: AuditDraft(namespaceID: namespace.id, actor: "test", action: "key.created", subject: issued.record.prefix))
+            audit: AuditDraft(
+                namespaceID: namespace.id, actor: "test", action: "key.created", subject: issued.record.prefix))
         return issued.key
     }
 

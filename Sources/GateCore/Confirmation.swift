@@ -154,7 +154,8 @@ public struct ConfirmationMachine: Sendable, Equatable {
             return reject(CountersignError(.alreadyDecided, "The confirmation was already decided."))
 
         case (.pending, .expire):
-            return now >= expiresAt ? move(.expired, [.emitExpired, .tellModelExpired]) : illegal("expire (not yet due)")
+            return now >= expiresAt
+                ? move(.expired, [.emitExpired, .tellModelExpired]) : illegal("expire (not yet due)")
         case (_, .expire):
             return illegal("expire")
 

@@ -25,7 +25,8 @@ public struct JSONSchema: Sendable, Equatable {
         return violations
     }
 
-    private static func check(_ value: JSONValue, against schema: JSONValue, path: String, into out: inout [Violation]) {
+    private static func check(_ value: JSONValue, against schema: JSONValue, path: String, into out: inout [Violation])
+    {
         if case .bool(let allowed) = schema {
             if !allowed { out.append(Violation(path: path, message: "no value is allowed here")) }
             return
@@ -36,7 +37,8 @@ public struct JSONSchema: Sendable, Equatable {
             let names = type.arrayValue?.compactMap(\.stringValue) ?? type.stringValue.map { [$0] } ?? []
             if !names.isEmpty, !names.contains(where: { matchesType(value, $0) }) {
                 out.append(
-                    Violation(path: path, message: "expected \(names.joined(separator: " or ")), got \(value.typeName)"))
+                    Violation(path: path, message: "expected \(names.joined(separator: " or ")), got \(value.typeName)")
+                )
                 return
             }
         }
@@ -44,7 +46,8 @@ public struct JSONSchema: Sendable, Equatable {
             !options.contains(where: { $0.canonicalString == value.canonicalString })
         {
             out.append(
-                Violation(path: path, message: "must be one of \(options.map(\.canonicalString).joined(separator: ", "))"))
+                Violation(
+                    path: path, message: "must be one of \(options.map(\.canonicalString).joined(separator: ", "))"))
         }
         if let constant = schema["const"], constant.canonicalString != value.canonicalString {
             out.append(Violation(path: path, message: "must be \(constant.canonicalString)"))

@@ -87,7 +87,8 @@ public final class SQLiteStore: Store {
 
     public func createNamespace(_ namespace: Namespace, audit: AuditDraft) async throws {
         try await write { db in
-            if try Int.fetchOne(db, sql: "SELECT 1 FROM namespaces WHERE name = ?", arguments: [namespace.name]) != nil {
+            if try Int.fetchOne(db, sql: "SELECT 1 FROM namespaces WHERE name = ?", arguments: [namespace.name]) != nil
+            {
                 throw CountersignError(
                     .validationError, "A namespace named '\(namespace.name)' already exists.",
                     details: ["field": "name"])
@@ -183,9 +184,10 @@ public final class SQLiteStore: Store {
                 sql += " AND actor = ?"
                 arguments += [actor]
             }
-            if let beforeID, let cursor = try Row.fetchOne(
-                db, sql: "SELECT created_at, id FROM sessions WHERE id = ? AND namespace_id = ?",
-                arguments: [beforeID, namespaceID])
+            if let beforeID,
+                let cursor = try Row.fetchOne(
+                    db, sql: "SELECT created_at, id FROM sessions WHERE id = ? AND namespace_id = ?",
+                    arguments: [beforeID, namespaceID])
             {
                 sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
                 let created: Int64 = cursor["created_at"]
@@ -297,7 +299,8 @@ public final class SQLiteStore: Store {
                         data: [
                             "session_id": .string(confirmation.sessionID), "call_id": .string(confirmation.callID),
                             "tool_name": .string(confirmation.toolName), "params": confirmation.params,
-                            "params_hash": .string(confirmation.paramsHash), "policy": .string(confirmation.policy.rawValue),
+                            "params_hash": .string(confirmation.paramsHash),
+                            "policy": .string(confirmation.policy.rawValue),
                             "expires_at": .string(Timestamp.format(confirmation.expiresAt)),
                         ]), at: step.now)
             }
@@ -374,7 +377,8 @@ public final class SQLiteStore: Store {
             }
             call.status = .executing
             try Self.updateToolCall(db, call)
-            return .claimed(try Self.appendEvents(db, sessionID: call.sessionID, [EventFactory.toolStarted(call)], now: now))
+            return .claimed(
+                try Self.appendEvents(db, sessionID: call.sessionID, [EventFactory.toolStarted(call)], now: now))
         }
     }
 
@@ -389,7 +393,9 @@ public final class SQLiteStore: Store {
             call.status = output.success ? .succeeded : .failed
             call.output = output
             try Self.updateToolCall(db, call)
-            if let confirmationID = call.confirmationID, var confirmation = try Self.loadConfirmation(db, confirmationID) {
+            if let confirmationID = call.confirmationID,
+                var confirmation = try Self.loadConfirmation(db, confirmationID)
+            {
                 confirmation.status = confirmation.machine.transition(.finish(succeeded: output.success), at: now).next
                 try Self.updateConfirmation(db, confirmation)
                 try Self.appendAudit(
@@ -412,7 +418,9 @@ public final class SQLiteStore: Store {
             call.status = .failed
             call.output = .failure(TransitionPlanner.unknownOutcomeMessage)
             try Self.updateToolCall(db, call)
-            if let confirmationID = call.confirmationID, var confirmation = try Self.loadConfirmation(db, confirmationID) {
+            if let confirmationID = call.confirmationID,
+                var confirmation = try Self.loadConfirmation(db, confirmationID)
+            {
                 confirmation.status = confirmation.machine.transition(.rerun(idempotent: false), at: now).next
                 try Self.updateConfirmation(db, confirmation)
                 try Self.appendAudit(
@@ -525,7 +533,8 @@ public final class SQLiteStore: Store {
             var cancelled: [Confirmation] = []
             let open = try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM confirmations WHERE run_id = ? AND status IN ('pending', 'approved') ORDER BY created_at",
+                sql:
+                    "SELECT * FROM confirmations WHERE run_id = ? AND status IN ('pending', 'approved') ORDER BY created_at",
                 arguments: [runID]
             ).map(Self.confirmation)
             for confirmation in open {

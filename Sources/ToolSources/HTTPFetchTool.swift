@@ -27,7 +27,8 @@ public struct HTTPFetchTool: Tool {
 
     public func run(_ params: JSONValue, context: ToolContext) async -> ToolOutput {
         let url = params["url"]?.stringValue ?? ""
-        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme),
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
+            ["http", "https"].contains(scheme),
             let host = parsed.host
         else { return .failure("Only http:// and https:// URLs can be fetched.") }
         if host.hasPrefix("169.254.") || host == "metadata.google.internal" {

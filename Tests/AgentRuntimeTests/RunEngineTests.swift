@@ -23,7 +23,9 @@ struct EngineFixture {
         try await store.migrate()
         clock = ManualClock()
         let namespace = Namespace(id: "ns_test", name: "default", createdAt: clock.now())
-        let key = APIKey(prefix: "sk_test", hash: "x", namespaceID: namespace.id, actor: "admin", role: .admin, createdAt: clock.now())
+        let key = APIKey(
+            prefix: "sk_test", hash: "x", namespaceID: namespace.id, actor: "admin", role: .admin,
+            createdAt: clock.now())
         _ = try await store.bootstrapIfEmpty(namespace: namespace, key: key)
         namespaceID = namespace.id
         engine = RunEngine(
@@ -69,7 +71,9 @@ final class CountingTool: Tool, @unchecked Sendable {
             .call(("lookup", ["n": 1])),
             .reply("done", expectLastToolResultContains: "ran lookup"),
         ])
-        let fixture = try await EngineFixture(agents: [Agent(name: "a", instructions: "", model: model, tools: [reader])])
+        let fixture = try await EngineFixture(agents: [
+            Agent(name: "a", instructions: "", model: model, tools: [reader])
+        ])
         let session = try await fixture.session(agent: "a")
         let outcome = try await fixture.engine.send(sessionID: session.id, content: "go").outcome
         #expect(outcome.status == .completed)
@@ -78,10 +82,12 @@ final class CountingTool: Tool, @unchecked Sendable {
         #expect(reader.count == 1)
         try model.assertConsumed()
         let types = try await fixture.events(session).map(\.type)
-        #expect(types == [
-            "message.created", "run.started", "message.completed", "tool_call.created", "tool.started", "tool.result",
-            "token", "message.completed", "run.completed",
-        ])
+        #expect(
+            types == [
+                "message.created", "run.started", "message.completed", "tool_call.created", "tool.started",
+                "tool.result",
+                "token", "message.completed", "run.completed",
+            ])
     }
 
     @Test func invalidArgumentsAndUnknownToolsNeverRun() async throws {
@@ -97,7 +103,9 @@ final class CountingTool: Tool, @unchecked Sendable {
                     ])),
             .reply("sorry"),
         ])
-        let fixture = try await EngineFixture(agents: [Agent(name: "a", instructions: "", model: model, tools: [writer])])
+        let fixture = try await EngineFixture(agents: [
+            Agent(name: "a", instructions: "", model: model, tools: [writer])
+        ])
         let session = try await fixture.session(agent: "a")
         let outcome = try await fixture.engine.send(sessionID: session.id, content: "go").outcome
         #expect(outcome.status == .completed)
@@ -208,8 +216,10 @@ final class CountingTool: Tool, @unchecked Sendable {
         #expect(recovered.status == .completed)
         #expect(idempotent.count == 1)
         #expect(once.count == 0)
-        let statuses = try await fixture.store.confirmations(namespaceID: fixture.namespaceID, filter: ConfirmationFilter())
-            .map(\.status)
+        let statuses = try await fixture.store.confirmations(
+            namespaceID: fixture.namespaceID, filter: ConfirmationFilter()
+        )
+        .map(\.status)
         #expect(Set(statuses) == [.succeeded, .failed])
         try model.assertConsumed()
     }

@@ -49,7 +49,8 @@ import Testing
                 #expect(response.status == 400, "\(name): \(response.text)")
                 expectError(response, status: 400, code: "validation_error")
             }
-            let sessions = try await server.store.sessions(namespaceID: namespace.id, actor: nil, beforeID: nil, limit: 10)
+            let sessions = try await server.store.sessions(
+                namespaceID: namespace.id, actor: nil, beforeID: nil, limit: 10)
             #expect(sessions.isEmpty)
         }
     }
@@ -57,7 +58,9 @@ import Testing
     @Test func oversizedBodiesAre413() async throws {
         try await TestServer.with { server in
             let client = server.client()
-            let big = Data(("{\"agent\": \"demo\", \"metadata\": {\"x\": \"" + String(repeating: "a", count: 2 << 20) + "\"}}").utf8)
+            let big = Data(
+                ("{\"agent\": \"demo\", \"metadata\": {\"x\": \"" + String(repeating: "a", count: 2 << 20) + "\"}}")
+                    .utf8)
             let response = try await client.request(.POST, "/v1/sessions", body: big)
             expectError(response, status: 413, code: "too_large")
         }
@@ -78,7 +81,9 @@ import Testing
                 expectError(response, status: 400, code: "validation_error")
             }
             #expect(try await client.confirmation(id)["status"]?.string == "pending")
-            #expect(try await client.events(sessionID: session).filter { $0["type"]?.string == "confirmation.decided" }.isEmpty)
+            #expect(
+                try await client.events(sessionID: session).filter { $0["type"]?.string == "confirmation.decided" }
+                    .isEmpty)
         }
     }
 
@@ -86,9 +91,11 @@ import Testing
         try await TestServer.with { server in
             let client = server.client()
             expectError(try await client.request(.GET, "/v1/sessions/ses_missing"), status: 404, code: "not_found")
-            expectError(try await client.request(.GET, "/v1/confirmations/conf_missing"), status: 404, code: "not_found")
             expectError(
-                try await client.request(.POST, "/v1/confirmations/conf_missing/decision", json: ["decision": "approve"]),
+                try await client.request(.GET, "/v1/confirmations/conf_missing"), status: 404, code: "not_found")
+            expectError(
+                try await client.request(
+                    .POST, "/v1/confirmations/conf_missing/decision", json: ["decision": "approve"]),
                 status: 404, code: "not_found")
             expectError(
                 try await client.request(.POST, "/v1/sessions/ses_missing/messages", json: ["content": "hi"]),
@@ -104,7 +111,8 @@ import Testing
             let client = server.client()
             expectError(try await client.request(.GET, "/v1/sessions?limit=0"), status: 400, code: "validation_error")
             expectError(try await client.request(.GET, "/v1/sessions?limit=abc"), status: 400, code: "validation_error")
-            expectError(try await client.request(.GET, "/v1/confirmations?status=bogus"), status: 400, code: "validation_error")
+            expectError(
+                try await client.request(.GET, "/v1/confirmations?status=bogus"), status: 400, code: "validation_error")
             let session = try await client.createSession(agent: "demo")["id"]!.string
             expectError(
                 try await client.request(.GET, "/v1/sessions/\(session)/events?after=-1"), status: 400,

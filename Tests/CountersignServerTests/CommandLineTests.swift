@@ -28,7 +28,9 @@ import Testing
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)
+        )
     }
 
     @Test func keysCreatePrintsOnlyTheKeyAndTheKeyWorks() async throws {
@@ -55,7 +57,9 @@ import Testing
         let (listStatus, listed, _) = try run(["keys", "list", "--database", "sqlite:\(database)"])
         #expect(listStatus == 0)
         #expect(listed.contains(String(key.prefix(11))))
-        let (revokeStatus, _, _) = try run(["keys", "revoke", "--database", "sqlite:\(database)", String(key.prefix(11))])
+        let (revokeStatus, _, _) = try run([
+            "keys", "revoke", "--database", "sqlite:\(database)", String(key.prefix(11)),
+        ])
         #expect(revokeStatus == 0)
         let after = try await client.request(.GET, "/v1/sessions")
         #expect(after.status == 401)

@@ -153,7 +153,9 @@ import Testing
             let all = try await client.confirmations(status: "all", sessionID: session)
             #expect(all.count == plan.cycles, "seed \(plan.seed): \(session) has \(all.count) confirmations")
             #expect(!all.contains { $0["status"]?.string == "pending" })
-            let log = (try? String(contentsOf: workspaces.appendingPathComponent("\(session)/log.txt"), encoding: .utf8)) ?? ""
+            let log =
+                (try? String(contentsOf: workspaces.appendingPathComponent("\(session)/log.txt"), encoding: .utf8))
+                ?? ""
             let lines = log.split(separator: "\n").map(String.init)
             for confirmation in all {
                 let params = confirmation["params"]!

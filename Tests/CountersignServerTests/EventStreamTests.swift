@@ -28,7 +28,8 @@ import Testing
             _ = try await client.decide(id, approve: true)
             // Reconnect: everything after `last`, once each, in order, up to run.completed.
             var received: [ServerSentEvent] = []
-            for try await event in client.eventStream(.GET, "/v1/sessions/\(session)/events", lastEventID: String(last)) {
+            for try await event in client.eventStream(.GET, "/v1/sessions/\(session)/events", lastEventID: String(last))
+            {
                 received.append(event)
                 if event.event == "run.completed" { break }
             }
@@ -74,9 +75,11 @@ import Testing
             {
                 second.append(event)
             }
-            #expect(second.map(\.event) == [
-                "confirmation.decided", "tool.started", "tool.result", "token", "message.completed", "run.completed",
-            ])
+            #expect(
+                second.map(\.event) == [
+                    "confirmation.decided", "tool.started", "tool.result", "token", "message.completed",
+                    "run.completed",
+                ])
             let ids = (first + second).compactMap { $0.id.flatMap { Int($0) } }
             #expect(ids == Array(1...ids.count))
             #expect(server.file("a.txt", in: session) == "streamed")

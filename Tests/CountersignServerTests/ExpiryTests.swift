@@ -13,18 +13,23 @@ import Testing
             let (session, reply) = try await startDemo(client, "write late.txt too late")
             let pending = try #require(reply["pending_confirmations"]?.arrayValue?.first)
             let id = pending["id"]!.string
-            #expect(Timestamp.parse(pending["expires_at"]!.string) == Date(millis: clock.now().addingTimeInterval(300).millis))
+            #expect(
+                Timestamp.parse(pending["expires_at"]!.string)
+                    == Date(millis: clock.now().addingTimeInterval(300).millis))
 
             clock.advance(by: 299)
             #expect(try await client.confirmation(id)["status"]?.string == "pending")
             clock.advance(by: 1)
-            let response = try await client.request(.POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
+            let response = try await client.request(
+                .POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
             expectError(response, status: 410, code: "expired")
             // A second attempt is still 410, whether the request or the sweeper expired it.
-            let again = try await client.request(.POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
+            let again = try await client.request(
+                .POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
             expectError(again, status: 410, code: "expired")
 
-            let completed = try await waitForEvent(client, session: session, type: "run.completed", runID: pending["run_id"]!.string)
+            let completed = try await waitForEvent(
+                client, session: session, type: "run.completed", runID: pending["run_id"]!.string)
             #expect(completed.data.contains("expired"))
             let events = try await client.events(sessionID: session)
             #expect(events.filter { $0["type"]?.string == "confirmation.expired" }.count == 1)

@@ -15,14 +15,17 @@ import Testing
             let pending = try #require(reply["pending_confirmations"]?.arrayValue?.first)
             #expect(pending["tool_name"]?.string == "write_file")
             #expect(pending["params"] == ["path": "notes/todo.txt", "content": "buy milk"])
-            #expect(pending["params_hash"]?.string == (["path": "notes/todo.txt", "content": "buy milk"] as JSONValue).canonicalHash)
+            #expect(
+                pending["params_hash"]?.string
+                    == (["path": "notes/todo.txt", "content": "buy milk"] as JSONValue).canonicalHash)
             #expect(server.file("notes/todo.txt", in: session) == nil)
             #expect(try await client.session(session)["status"]?.string == "awaiting_confirmation")
 
             let inbox = try await client.confirmations()
             #expect(inbox.map { $0["id"]?.string } == [pending["id"]?.string])
 
-            let decided = try await client.decide(pending["id"]!.string, approve: true, paramsHash: pending["params_hash"]!.string)
+            let decided = try await client.decide(
+                pending["id"]!.string, approve: true, paramsHash: pending["params_hash"]!.string)
             #expect(decided["confirmation"]?["status"]?.string == "approved")
             #expect(decided["run"]?["status"]?.string == "completed")
             #expect(decided["run"]?["reply"]?.string == "I wrote notes/todo.txt.")
@@ -137,7 +140,8 @@ import Testing
             let (session, reply) = try await startDemo(client, "write a.txt x and write b.txt y")
             let pending = reply["pending_confirmations"]?.arrayValue ?? []
             #expect(pending.count == 2)
-            let byPath = Dictionary(uniqueKeysWithValues: pending.map { ($0["params"]!["path"]!.string, $0["id"]!.string) })
+            let byPath = Dictionary(
+                uniqueKeysWithValues: pending.map { ($0["params"]!["path"]!.string, $0["id"]!.string) })
             let first = try await client.decide(try #require(byPath["a.txt"]), approve: true)
             #expect(first["run"] == .null)
             #expect(server.file("a.txt", in: session) == nil)
@@ -162,9 +166,12 @@ import Testing
             let reply = try await client.send(sessionID: session, content: "read seed.txt and write copy.txt hello")
             #expect(reply["status"]?.string == "awaiting_confirmation")
             let events = try await client.events(sessionID: session)
-            let readResult = events.first { $0["type"]?.string == "tool.result" && $0["data"]?["tool_name"]?.string == "read_file" }
+            let readResult = events.first {
+                $0["type"]?.string == "tool.result" && $0["data"]?["tool_name"]?.string == "read_file"
+            }
             #expect(readResult?["data"]?["content"]?.string == "hello")
-            #expect((reply["pending_confirmations"]?.arrayValue ?? []).map { $0["tool_name"]?.string } == ["write_file"])
+            #expect(
+                (reply["pending_confirmations"]?.arrayValue ?? []).map { $0["tool_name"]?.string } == ["write_file"])
         }
     }
 
@@ -191,9 +198,12 @@ import Testing
             let events = try await client.events(sessionID: session)
             #expect(events.filter { $0["type"]?.string == "confirmation.decided" }.count == 1)
             if final["decision"]?["decision"]?.string == "approve" {
-                _ = try await waitForEvent(client, session: session, type: "run.completed", runID: final["run_id"]!.string)
+                _ = try await waitForEvent(
+                    client, session: session, type: "run.completed", runID: final["run_id"]!.string)
                 #expect(server.file("log.txt", in: session) == "entry\n")
-                let started = try await client.events(sessionID: session).filter { $0["type"]?.string == "tool.started" }
+                let started = try await client.events(sessionID: session).filter {
+                    $0["type"]?.string == "tool.started"
+                }
                 #expect(started.count == 1)
             } else {
                 #expect(server.file("log.txt", in: session) == nil)
@@ -207,7 +217,8 @@ import Testing
             let (_, reply) = try await startDemo(client, "write a.txt x")
             let id = try #require(reply["pending_confirmations"]?.arrayValue?.first?["id"]).string
             _ = try await client.decide(id, approve: false, reason: "first")
-            let second = try await client.request(.POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
+            let second = try await client.request(
+                .POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
             expectError(second, status: 409, code: "already_decided")
             #expect(second.json?["error"]?["details"]?["decision"]?["decision"]?.string == "deny")
             #expect(second.json?["error"]?["details"]?["decision"]?["reason"]?.string == "first")
@@ -242,7 +253,8 @@ import Testing
             #expect(cancelled["cancelled_confirmations"] == [.string(id)])
             #expect(cancelled["session"]?["status"]?.string == "cancelled")
             #expect(try await client.confirmation(id)["status"]?.string == "cancelled")
-            let late = try await client.request(.POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
+            let late = try await client.request(
+                .POST, "/v1/confirmations/\(id)/decision", json: ["decision": "approve"])
             expectError(late, status: 409, code: "already_decided")
             #expect(server.file("a.txt", in: session) == nil)
             let again = try await client.send(sessionID: session, content: "list")

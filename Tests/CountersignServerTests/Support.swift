@@ -21,7 +21,10 @@ extension JSONValue {
 }
 
 /// Asserts the native error shape and code.
-func expectError(_ response: CountersignClient.RawResponse, status: Int, code: String, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectError(
+    _ response: CountersignClient.RawResponse, status: Int, code: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     #expect(response.status == status, "body: \(response.text)", sourceLocation: sourceLocation)
     let error = response.json?["error"]
     #expect(error?["code"]?.stringValue == code, "body: \(response.text)", sourceLocation: sourceLocation)

@@ -59,7 +59,12 @@ import Testing
                     body: [["id": .string(confirmation), "decision": "approve"]], isList: true),
             ]
             let unauthenticated: [(String, CountersignClient)] = [
-                ("no key", { var c = server.client(); c.apiKey = nil; return c }()),
+                (
+                    "no key",
+                    {
+                        var c = server.client(); c.apiKey = nil; return c
+                    }()
+                ),
                 ("revoked key", server.client(key: revokedKey["key"]!.string)),
                 ("expired key", server.client(key: expiring["key"]!.string)),
                 ("malformed key", server.client(key: "not-a-key")),
@@ -111,7 +116,8 @@ import Testing
             let eveNamespaces = try await eve.call(.GET, "/v1/namespaces")["data"]?.arrayValue ?? []
             #expect(eveNamespaces.map { $0["id"] } == [other["id"]])
             expectError(
-                try await eve.request(.POST, "/v1/keys", json: ["actor": "x", "role": "admin", "namespace": "default"]),
+                try await eve.request(
+                    .POST, "/v1/keys", json: ["actor": "x", "role": "admin", "namespace": "default"]),
                 status: 404, code: "not_found")
             expectError(
                 try await eve.request(.POST, "/v1/namespaces", json: ["name": "tenant-c"]), status: 403,

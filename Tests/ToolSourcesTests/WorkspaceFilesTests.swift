@@ -60,7 +60,8 @@ import Testing
     }
 
     @Test func symlinksInsideTheWorkspaceAreFollowed() async throws {
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("real"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("real"), withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(
             at: root.appendingPathComponent("alias"), withDestinationURL: root.appendingPathComponent("real"))
         #expect(await WriteFileTool().run(["path": "alias/x.txt", "content": "ok"], context: context).success)

@@ -1,8 +1,8 @@
 import AgentRuntime
 import Foundation
-import NIOCore
 import GateCore
 import Hummingbird
+import NIOCore
 
 /// `/v1/confirmations…`: the inbox, one confirmation, a decision (JSON or SSE
 /// continuation) and batch decisions.
@@ -83,7 +83,8 @@ struct ConfirmationsController {
         if request.wantsEventStream {
             let after = result.resumed?.startSeq ?? 0
             if let handle = result.resumed {
-                return try stream.response(sessionID: confirmation.sessionID, after: after, until: .runStops(handle), identity: identity)
+                return try stream.response(
+                    sessionID: confirmation.sessionID, after: after, until: .runStops(handle), identity: identity)
             }
             // The run still waits on other confirmations of its step: the stream carries
             // this decision's events and ends.
@@ -135,7 +136,8 @@ struct ConfirmationsController {
                     confirmationID: confirmation.id, request: decision, decidedBy: identity.actor)
                 if let handle = result.resumed { handles.append(handle) }
                 results.append([
-                    "id": .string(id), "ok": true, "status": 200, "confirmation": Present.confirmation(result.confirmation),
+                    "id": .string(id), "ok": true, "status": 200,
+                    "confirmation": Present.confirmation(result.confirmation),
                 ])
             } catch {
                 let apiError = ErrorMiddleware.translate(error)

@@ -26,7 +26,10 @@ enum Present {
     }
 
     static func namespace(_ namespace: Namespace) -> JSONValue {
-        ["id": .string(namespace.id), "name": .string(namespace.name), "created_at": .string(Timestamp.format(namespace.createdAt))]
+        [
+            "id": .string(namespace.id), "name": .string(namespace.name),
+            "created_at": .string(Timestamp.format(namespace.createdAt)),
+        ]
     }
 
     static func audit(_ entry: AuditEntry) -> JSONValue {

@@ -1,8 +1,8 @@
 import AgentRuntime
 import Foundation
-import NIOCore
 import GateCore
 import Hummingbird
+import NIOCore
 
 /// `/v1/sessions…`: create, list, read, send messages (JSON or SSE), events, cancel.
 struct SessionsController {
@@ -57,7 +57,8 @@ struct SessionsController {
         }
         let handle = try await engine.send(sessionID: session.id, content: content)
         if request.wantsEventStream {
-            return try stream.response(sessionID: session.id, after: handle.startSeq, until: .runStops(handle), identity: identity)
+            return try stream.response(
+                sessionID: session.id, after: handle.startSeq, until: .runStops(handle), identity: identity)
         }
         return JSONResponse.make(Present.outcome(await handle.outcome))
     }
@@ -74,7 +75,8 @@ struct SessionsController {
             after = value
         }
         if request.wantsEventStream {
-            return try stream.response(sessionID: session.id, after: after, until: .disconnect, identity: try context.requireIdentity())
+            return try stream.response(
+                sessionID: session.id, after: after, until: .disconnect, identity: try context.requireIdentity())
         }
         let limit = try request.queryInt("limit", default: 100, range: 1...1000)
         let events = try await engine.store.events(sessionID: session.id, after: after, limit: limit)

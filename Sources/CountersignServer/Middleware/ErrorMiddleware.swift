@@ -39,7 +39,8 @@ public struct ErrorMiddleware: RouterMiddleware {
             let apiError = Self.translate(error)
             if apiError.code == .internal || apiError.code == .unavailable {
                 context.logger.error(
-                    "request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+                    "request failed",
+                    metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             }
             response = Self.response(for: apiError, requestID: context.requestID)
         }

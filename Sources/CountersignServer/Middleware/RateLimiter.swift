@@ -68,7 +68,8 @@ public struct RateLimitMiddleware: RouterMiddleware {
             throw Self.limited(wait, "Too many requests for this API key.")
         }
         let parts = request.uri.path.split(separator: "/")
-        if parts.count >= 3, parts[0] == "v1", parts[1] == "sessions", let wait = perSession.take("session:" + parts[2]) {
+        if parts.count >= 3, parts[0] == "v1", parts[1] == "sessions", let wait = perSession.take("session:" + parts[2])
+        {
             throw Self.limited(wait, "Too many requests for this session.")
         }
         return try await next(request, context)
