@@ -91,6 +91,7 @@ public enum TransitionPlanner {
         if let reason = decision.reason { auditData = auditData.setting("reason", .string(reason)) }
         if let edited = decision.editedParams { auditData = auditData.setting("edited_params", edited) }
         if grant != nil { auditData = auditData.setting("remember", "session") }
+        if let keyPrefix = request.keyPrefix { auditData = auditData.setting("key_prefix", .string(keyPrefix)) }
         return TransitionPlan(
             confirmation: updated, call: updatedCall,
             events: [EventFactory.decided(updated)],

@@ -58,3 +58,15 @@ struct AccessControl: Sendable {
         }
     }
 }
+
+extension RunEngine {
+    /// Decides as `identity`: the actor is recorded as the decider and the key's prefix
+    /// goes into the audit entry.
+    func decide(confirmationID: String, request: DecisionRequest, by identity: Identity) async throws
+        -> DecisionResult
+    {
+        var request = request
+        request.keyPrefix = identity.keyPrefix
+        return try await decide(confirmationID: confirmationID, request: request, decidedBy: identity.actor)
+    }
+}

@@ -42,6 +42,8 @@ public struct DecisionRequest: Sendable, Equatable {
     public var editedParams: JSONValue?
     public var paramsHash: String?
     public var remember: Remember
+    /// The lookup prefix of the API key the decision came with, for the audit log.
+    public var keyPrefix: String? = nil
 
     public init(
         kind: DecisionKind, reason: String? = nil, editedParams: JSONValue? = nil,

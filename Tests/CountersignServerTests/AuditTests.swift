@@ -22,6 +22,8 @@ import Testing
             #expect(actions.contains("confirmation.succeeded"))
             let approval = try #require(entries.first { $0["action"]?.stringValue == "confirmation.approved" })
             let rowID = try #require(approval["id"]?.intValue)
+            #expect(approval["actor"]?.stringValue == "admin")
+            #expect(approval["data"]?["key_prefix"]?.stringValue == String(server.adminKey.prefix(11)))
 
             let sqlite = try #require(server.store as? SQLiteStore)
             try await sqlite.execute(

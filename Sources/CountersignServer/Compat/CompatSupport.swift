@@ -151,7 +151,7 @@ struct CompatKit: Sendable {
         for confirmation in pending {
             do {
                 let result = try await engine.decide(
-                    confirmationID: confirmation.id, request: request, decidedBy: identity.actor)
+                    confirmationID: confirmation.id, request: request, by: identity)
                 outcome.decided.append(result.confirmation)
                 if let handle = result.resumed { outcome.resumed = handle }
             } catch let error as CountersignError where error.code == .alreadyDecided || error.code == .expired {

@@ -109,7 +109,7 @@ struct MixpeekController {
             result = try await kit.engine.decide(
                 confirmationID: confirmation.id,
                 request: DecisionRequest(kind: approved ? .approve : .deny, reason: approved ? nil : reason),
-                decidedBy: identity.actor)
+                by: identity)
         } catch let error as CountersignError where error.code == .expired || error.code == .alreadyDecided {
             // The seed's ValidationError: "confirmation already processed or expired".
             return Self.error(error, status: .badRequest, context: context)

@@ -264,7 +264,7 @@ struct MurphController {
         _ id: String, _ request: DecisionRequest, _ identity: Identity, context: AppRequestContext
     ) async throws -> DecisionResult {
         do {
-            return try await kit.engine.decide(confirmationID: id, request: request, decidedBy: identity.actor)
+            return try await kit.engine.decide(confirmationID: id, request: request, by: identity)
         } catch let error as CountersignError where error.code == .expired || error.code == .alreadyDecided {
             throw Failure.notFound
         } catch let error as CountersignError where error.code != .unavailable && error.code != .internal {

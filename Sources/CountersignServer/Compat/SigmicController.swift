@@ -305,7 +305,7 @@ struct SigmicController {
                 ? DecisionRequest(kind: .deny, reason: reason)
                 : DecisionRequest(kind: .approve, remember: remember ? .session : .once)
             let result = try await kit.engine.decide(
-                confirmationID: confirmation.id, request: decision, decidedBy: identity.actor)
+                confirmationID: confirmation.id, request: decision, by: identity)
             return Self.success([
                 "approved": .bool(outcome != .cancel), "outcome": .string(outcome.rawValue),
                 "remembered": .bool(remember), "callId": .string(callID),

@@ -79,7 +79,7 @@ struct ConfirmationsController {
         let decision = try Self.decisionRequest(body)
         let confirmation = try await access.decidable(id, for: identity)
         let result = try await engine.decide(
-            confirmationID: confirmation.id, request: decision, decidedBy: identity.actor)
+            confirmationID: confirmation.id, request: decision, by: identity)
         if request.wantsEventStream {
             let after = result.resumed?.startSeq ?? 0
             if let handle = result.resumed {
@@ -133,7 +133,7 @@ struct ConfirmationsController {
             do {
                 let confirmation = try await access.decidable(id, for: identity)
                 let result = try await engine.decide(
-                    confirmationID: confirmation.id, request: decision, decidedBy: identity.actor)
+                    confirmationID: confirmation.id, request: decision, by: identity)
                 if let handle = result.resumed { handles.append(handle) }
                 results.append([
                     "id": .string(id), "ok": true, "status": 200,
