@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         .target(
@@ -41,7 +42,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "ModelProviders", dependencies: ["GateCore", "AgentRuntime"]),
+        .target(
+            name: "ModelProviders",
+            dependencies: [
+                "GateCore", "AgentRuntime", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "ToolSources",
             dependencies: [
@@ -56,6 +63,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Resources")]
         ),
@@ -89,6 +97,11 @@ let package = Package(
             dependencies: ["AgentRuntime", "CountersignTesting", "ModelProviders", "ToolSources", "Storage"]
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CountersignTesting"]),
+        .testTarget(
+            name: "ModelProvidersTests",
+            dependencies: ["ModelProviders", "AgentRuntime", "GateCore", "CountersignTesting"],
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(name: "ToolSourcesTests", dependencies: ["ToolSources", "CountersignTesting"]),
         .testTarget(
             name: "CountersignServerTests",

@@ -314,7 +314,8 @@ public final class RunEngine: Sendable {
     }
 
     private func execute(_ call: ToolCall, tool: (any Tool)?, rerun: Bool) async throws -> Bool {
-        guard case .claimed(let started) = try await store.claimToolCall(callID: call.id, rerun: rerun, now: clock.now())
+        guard
+            case .claimed(let started) = try await store.claimToolCall(callID: call.id, rerun: rerun, now: clock.now())
         else { return false }
         configuration.failpoints.hit("after-claim")
         notifier.notify(started)
@@ -458,8 +459,8 @@ public final class RunEngine: Sendable {
             return
         }
         do {
-            notifier.notify(
-                try await store.appendEvents(runID: runID, [EventFactory.token(runID: runID, text: due)], now: clock.now()))
+            let draft = EventFactory.token(runID: runID, text: due)
+            notifier.notify(try await store.appendEvents(runID: runID, [draft], now: clock.now()))
         } catch {
             // Cancelled meanwhile (the step's commit will stop the run) or a failed write:
             // the text goes out with the step instead.
@@ -527,5 +528,10 @@ final class TokenBuffer: Sendable {
     /// Whether some text already went to the log during the step.
     var flushedAny: Bool { state.withLock { $0.flushed } }
 
-    func take() -> String { state.withLock { state in defer { state.pending = "" }; return state.pending } }
+    func take() -> String {
+        state.withLock { state in
+            defer { state.pending = "" }
+            return state.pending
+        }
+    }
 }

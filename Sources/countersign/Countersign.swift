@@ -94,9 +94,10 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "countersign")
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
 
-        if let file = try setting(config, "COUNTERSIGN_CONFIG", nil, parse: { $0 }) {
-            configuration.agents = try loadAgents(file: file, logger: logger)
-        }
+        // Not `setting(config, …, nil)`: with an optional fallback the flag's nil is
+        // wrapped as `.some(nil)` and the environment variable would never be read.
+        let file = try setting(config, "COUNTERSIGN_CONFIG", "") { $0 }
+        if !file.isEmpty { configuration.agents = try loadAgents(file: file, logger: logger) }
         let runtime = try await ServerRuntime.open(configuration, logger: logger)
         if let key = runtime.bootstrapKey {
             printFlushed(
@@ -109,7 +110,8 @@ struct Serve: AsyncParsableCommand {
                 """)
         }
         if !runtime.recovered.isEmpty {
-            logger.notice("resuming runs interrupted by the last shutdown", metadata: ["runs": "\(runtime.recovered.count)"])
+            logger.notice(
+                "resuming runs interrupted by the last shutdown", metadata: ["runs": "\(runtime.recovered.count)"])
         }
         let host = configuration.host
         let app = runtime.application(logger: logger) { channel in
@@ -150,16 +152,21 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await database.openStore()
-            guard let role = Role(rawValue: role) else { throw ValidationError("--role must be admin, member or approver.") }
+            guard let role = Role(rawValue: role) else {
+                throw ValidationError("--role must be admin, member or approver.")
+            }
             guard let namespace = try await store.namespace(idOrName: namespace) else {
                 throw ValidationError("No namespace \(namespace).")
             }
             var expiry: Date?
             if let expiresAt {
-                guard let date = Timestamp.parse(expiresAt) else { throw ValidationError("--expires-at is not ISO 8601.") }
+                guard let date = Timestamp.parse(expiresAt) else {
+                    throw ValidationError("--expires-at is not ISO 8601.")
+                }
                 expiry = date
             }
-            let issued = APIKeys.issue(namespaceID: namespace.id, actor: actor, role: role, now: Date(), expiresAt: expiry)
+            let issued = APIKeys.issue(
+                namespaceID: namespace.id, actor: actor, role: role, now: Date(), expiresAt: expiry)
             try await store.createKey(
                 issued.record,
                 audit: AuditDraft(

@@ -1,0 +1,433 @@
+import AgentRuntime
+import Foundation
+import GateCore
+import Logging
+import ModelProviders
+import ToolSources
+import Yams
+
+/// The agents of a configuration file (SPEC §8), ready for ``ServerConfiguration/agents``.
+/// Everything is checked when the file is loaded — structure, tool names, policies,
+/// model settings, the API-key variables — so a server with a bad file refuses to start
+/// instead of failing on its first message. See docs/configuration.md for every key.
+public struct AgentConfig: Sendable {
+    public var agents: [Agent]
+    /// Things worth telling the operator that do not stop the server: sections of a later
+    /// release (`mcp_servers`, `webhook_tools`), tool patterns that match nothing.
+    public var warnings: [String]
+
+    /// How models built from the file reach their providers. Tests inject sleepers so
+    /// that nothing waits in real time.
+    public struct ProviderOptions: Sendable {
+        public var sleeper: any ProviderSleeper
+        public var watchdogSleeper: any ProviderSleeper
+        public var logger: Logger
+
+        public init(
+            sleeper: any ProviderSleeper = TaskSleeper(), watchdogSleeper: any ProviderSleeper = TaskSleeper(),
+            logger: Logger = Logger(label: "countersign.model")
+        ) {
+            self.sleeper = sleeper
+            self.watchdogSleeper = watchdogSleeper
+            self.logger = logger
+        }
+    }
+
+    /// The tools an agent may name: the built-in workspace file tools and `http_fetch`.
+    public static var builtInTools: [any Tool] { WorkspaceFiles.tools + [HTTPFetchTool()] }
+
+    /// Loads and checks a configuration file.
+    public static func load(
+        file path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        options: ProviderOptions = ProviderOptions()
+    ) throws -> AgentConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, path: "", message: "cannot read the file (\(error.localizedDescription))")
+        }
+        return try parse(text, file: path, environment: environment, options: options)
+    }
+
+    /// Checks a configuration given as text; `file` names it in errors.
+    public static func parse(
+        _ yaml: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        options: ProviderOptions = ProviderOptions()
+    ) throws -> AgentConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw syntaxError(error, file: file)
+        } catch {
+            throw ConfigError(file: file, path: "", message: "not valid YAML: \(error)")
+        }
+        guard let root else { return AgentConfig(agents: [], warnings: ["\(file): the file is empty; only demo runs"]) }
+        var reader = Reader(file: file, environment: environment, options: options)
+        return try reader.read(ConfigNode(node: root, path: "", file: file))
+    }
+
+    static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let detail = context.map { "\(problem) \($0.text)" } ?? problem
+            return ConfigError(
+                file: file, line: mark.line, column: mark.column, path: "", message: "not valid YAML: \(detail)")
+        default:
+            return ConfigError(file: file, path: "", message: "not valid YAML: \(error)")
+        }
+    }
+}
+
+/// Reads the document into agents, collecting warnings.
+private struct Reader {
+    let file: String
+    let environment: [String: String]
+    let options: AgentConfig.ProviderOptions
+    var warnings: [String] = []
+
+    init(file: String, environment: [String: String], options: AgentConfig.ProviderOptions) {
+        self.file = file
+        self.environment = environment
+        self.options = options
+    }
+
+    static let topKeys = ["version", "agents", "mcp_servers", "webhook_tools"]
+    static let agentKeys = ["name", "description", "model", "instructions", "tools", "policy", "confirmation_ttl"]
+    static let modelKeys = [
+        "provider", "name", "base_url", "api_key_env", "api_key", "max_tokens", "temperature", "top_p", "stop",
+        "tool_choice", "parallel_tool_calls", "stream", "stream_usage", "headers", "anthropic_version",
+        "anthropic_beta", "connect_timeout", "response_timeout", "idle_timeout", "retry",
+    ]
+    static let retryKeys = ["max_attempts", "initial_backoff", "max_backoff", "max_retry_after"]
+    static let policies = ToolPolicy.allCases.map(\.rawValue)
+
+    mutating func read(_ root: ConfigNode) throws -> AgentConfig {
+        let fields = try root.fields(Self.topKeys)
+        if let version = fields["version"], try version.int() != 1 {
+            throw version.error("only version 1 is known")
+        }
+        for section in ["mcp_servers", "webhook_tools"] {
+            guard let node = fields[section], !node.isNull else { continue }
+            let names = try node.list().map { item -> String in
+                let entry = try item.mapping()
+                guard let name = entry.first(where: { $0.key == "name" })?.value else {
+                    throw item.error("each entry needs a name")
+                }
+                return try name.nonEmptyString()
+            }
+            let what = section == "mcp_servers" ? "MCP servers" : "webhook tools"
+            warnings.append(
+                "\(file): \(section) (\(names.joined(separator: ", "))) ignored: \(what) are not supported by this "
+                    + "build yet; their tools are not available to any agent")
+        }
+        var agents: [Agent] = []
+        var names: [String: String] = [:]
+        if let list = fields["agents"], !list.isNull {
+            for item in try list.list() {
+                let agent = try readAgent(item)
+                if agent.name == DemoAgent.make().name {
+                    throw item.child("name", item.node["name"] ?? item.node).error(
+                        "'demo' is the name of the built-in agent; choose another name")
+                }
+                if let first = names[agent.name] {
+                    throw item.error("duplicate agent name '\(agent.name)' (first defined at \(first))")
+                }
+                names[agent.name] = item.path
+                agents.append(agent)
+            }
+        }
+        return AgentConfig(agents: agents, warnings: warnings)
+    }
+
+    // MARK: Agents
+
+    mutating func readAgent(_ node: ConfigNode) throws -> Agent {
+        let fields = try node.fields(Self.agentKeys)
+        guard let nameNode = fields["name"] else { throw node.error("missing key 'name'") }
+        let name = try nameNode.nonEmptyString()
+        guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
+            throw nameNode.error("'\(name)' is not a valid agent name (letters, digits, '_', '-', '.')")
+        }
+        guard let modelNode = fields["model"] else { throw node.error("missing key 'model'") }
+        let model = try readModel(modelNode)
+        let instructions = try fields["instructions"].map { try $0.string() } ?? ""
+        let (tools, patterns) = try readTools(fields["tools"], agentPath: node.path)
+        let policy = try fields["policy"].map { try readPolicy($0, tools: tools, patterns: patterns) } ?? AgentPolicy()
+        // `tool_choice: {tool: NAME}` must name one of the agent's tools.
+        if case .mapping = modelNode.node, let choice = try modelNode.fields(Self.modelKeys)["tool_choice"],
+            case .mapping = choice.node, let forced = try choice.fields(["tool"])["tool"]
+        {
+            let name = try forced.string()
+            if !tools.contains(where: { $0.descriptor.name == name }) {
+                throw forced.error("'\(name)' is not one of this agent's tools")
+            }
+        }
+        let ttl = try fields["confirmation_ttl"].map { try $0.seconds() }
+        return Agent(
+            name: name, instructions: instructions, model: model, tools: tools, policy: policy, confirmationTTL: ttl)
+    }
+
+    /// The agent's tools, and the patterns it listed (`git.*`), which policies may name
+    /// too. Omitted: every built-in tool; `[]`: none.
+    mutating func readTools(_ node: ConfigNode?, agentPath: String) throws -> ([any Tool], [String]) {
+        let available = AgentConfig.builtInTools
+        guard let node, !node.isNull else { return (available, []) }
+        var chosen: [any Tool] = []
+        var patterns: [String] = []
+        func add(_ tool: any Tool) {
+            if !chosen.contains(where: { $0.descriptor.name == tool.descriptor.name }) { chosen.append(tool) }
+        }
+        for item in try node.list() {
+            let name = try item.nonEmptyString()
+            if name.contains("*") || name.contains("?") {
+                patterns.append(name)
+                let matched = available.filter { Glob.matches($0.descriptor.name, pattern: name) }
+                if matched.isEmpty {
+                    warnings.append(
+                        "\(file): \(item.path): '\(name)' matches no available tool (MCP and webhook tools are not "
+                            + "supported by this build yet)")
+                }
+                matched.forEach(add)
+            } else if let tool = available.first(where: { $0.descriptor.name == name }) {
+                add(tool)
+            } else {
+                let names = available.map(\.descriptor.name)
+                var hint = ""
+                if let close = names.min(by: { editDistance($0, name) < editDistance($1, name) }),
+                    editDistance(close, name) <= 3
+                {
+                    hint = " — did you mean '\(close)'?"
+                }
+                throw item.error(
+                    "unknown tool '\(name)'\(hint) (available: \(names.joined(separator: ", ")); patterns such as "
+                        + "'git.*' are matched against these)")
+            }
+        }
+        return (chosen, patterns)
+    }
+
+    // MARK: Policy
+
+    func readPolicy(_ node: ConfigNode, tools: [any Tool], patterns: [String]) throws -> AgentPolicy {
+        var policy = AgentPolicy()
+        let toolNames = tools.map(\.descriptor.name)
+        func checkTool(_ name: String, at node: ConfigNode) throws {
+            if toolNames.contains(name) || patterns.contains(where: { Glob.matches(name, pattern: $0) }) { return }
+            throw node.error(
+                "'\(name)' is not one of this agent's tools (\(toolNames.isEmpty ? "none" : toolNames.joined(separator: ", ")))"
+            )
+        }
+        for (key, value) in try node.mapping() {
+            if key == "rules" {
+                for (index, item) in try value.list().enumerated() {
+                    policy.rules.append(try readRule(item, index: index, check: checkTool))
+                }
+                continue
+            }
+            try checkTool(key, at: value)
+            if case .mapping = value.node {
+                let fields = try value.fields(["policy", "remember"])
+                if let chosen = fields["policy"] { policy.tools[key] = try readToolPolicy(chosen) }
+                if let remember = fields["remember"] {
+                    switch try remember.string() {
+                    case "never": policy.grantsForbidden.insert(key)
+                    case "session": policy.destructiveGrantsAllowed.insert(key)
+                    case let other:
+                        throw remember.error("unknown remember '\(other)' (expected never or session)")
+                    }
+                }
+                if fields.isEmpty { throw value.error("expected 'policy' and/or 'remember'") }
+            } else {
+                policy.tools[key] = try readToolPolicy(value)
+            }
+        }
+        return policy
+    }
+
+    func readToolPolicy(_ node: ConfigNode) throws -> ToolPolicy {
+        let text = try node.string()
+        guard let policy = ToolPolicy(rawValue: text) else {
+            throw node.error("unknown policy '\(text)' (expected one of: \(Self.policies.joined(separator: ", ")))")
+        }
+        return policy
+    }
+
+    func readRule(_ node: ConfigNode, index: Int, check: (String, ConfigNode) throws -> Void) throws -> PolicyRule {
+        let fields = try node.fields(["id", "tool", "when", "policy"])
+        guard let toolNode = fields["tool"] else { throw node.error("missing key 'tool'") }
+        let tool = try toolNode.nonEmptyString()
+        if !tool.contains("*") && !tool.contains("?") { try check(tool, toolNode) }
+        guard let policyNode = fields["policy"] else { throw node.error("missing key 'policy'") }
+        let id = try fields["id"].map { try $0.nonEmptyString() } ?? "rules[\(index)]"
+        var when: [String: ValueMatcher] = [:]
+        if let whenNode = fields["when"] {
+            for (argument, matcher) in try whenNode.mapping() {
+                when[argument] = try readMatcher(matcher)
+            }
+        }
+        return PolicyRule(id: id, tool: tool, when: when, policy: try readToolPolicy(policyNode))
+    }
+
+    /// `{prefix: …}`, `{equals: …}`, `{glob: …}`, `{min: …, max: …}`; a plain value
+    /// means `equals`.
+    func readMatcher(_ node: ConfigNode) throws -> ValueMatcher {
+        guard case .mapping = node.node else { return .equals(try node.json()) }
+        let fields = try node.fields(["prefix", "equals", "glob", "min", "max"])
+        let kinds = fields.keys.filter { $0 != "min" && $0 != "max" }
+        let isRange = fields["min"] != nil || fields["max"] != nil
+        guard kinds.count + (isRange ? 1 : 0) == 1 else {
+            throw node.error(
+                fields.isEmpty
+                    ? "expected a matcher: {prefix: …}, {equals: …}, {glob: …} or {min: …, max: …}"
+                    : "one matcher per argument (found \(fields.keys.sorted().joined(separator: ", ")))")
+        }
+        if isRange {
+            let min = try fields["min"].map { try $0.number() }
+            let max = try fields["max"].map { try $0.number() }
+            if let min, let max, min > max { throw node.error("min (\(min)) is greater than max (\(max))") }
+            return .range(min: min, max: max)
+        }
+        if let prefix = fields["prefix"] { return .prefix(try prefix.string()) }
+        if let glob = fields["glob"] { return .glob(try glob.string()) }
+        return .equals(try fields["equals"]!.json())
+    }
+
+    // MARK: Models
+
+    func readModel(_ node: ConfigNode) throws -> any LanguageModel {
+        if case .scalar = node.node {
+            let provider = try node.string()
+            guard provider == "demo" || provider == "scripted" else {
+                throw node.error("a model given as a single word must be 'demo'; use {provider: …, name: …}")
+            }
+            return DemoModel()
+        }
+        let fields = try node.fields(Self.modelKeys)
+        guard let providerNode = fields["provider"] else { throw node.error("missing key 'provider'") }
+        let provider = try providerNode.string()
+        if let literal = fields["api_key"] {
+            throw literal.error(
+                "API keys are not written in the configuration file; put the key in an environment variable and "
+                    + "name it with api_key_env")
+        }
+        switch provider {
+        case "demo", "scripted":
+            return DemoModel()
+        case "openai", "anthropic":
+            break
+        default:
+            throw providerNode.error("unknown provider '\(provider)' (expected openai, anthropic or demo)")
+        }
+        guard let nameNode = fields["name"] else { throw node.error("missing key 'name' (the provider's model id)") }
+        let name = try nameNode.nonEmptyString()
+        let defaultBase = provider == "openai" ? OpenAIProvider.defaultBaseURL : AnthropicProvider.defaultBaseURL
+        var baseURL = defaultBase
+        if let baseNode = fields["base_url"] {
+            baseURL = try baseNode.nonEmptyString()
+            guard let url = URL(string: baseURL), let scheme = url.scheme?.lowercased(),
+                scheme == "http" || scheme == "https", url.host?.isEmpty == false
+            else { throw baseNode.error("'\(baseURL)' is not an http:// or https:// URL") }
+        }
+        // The key: named by api_key_env; OpenAI's and Anthropic's own endpoints need one.
+        var keyVariable = try fields["api_key_env"].map { try $0.nonEmptyString() }
+        if keyVariable == nil, provider == "anthropic" { keyVariable = "ANTHROPIC_API_KEY" }
+        if keyVariable == nil, provider == "openai", baseURL == OpenAIProvider.defaultBaseURL {
+            keyVariable = "OPENAI_API_KEY"
+        }
+        var apiKey: String?
+        if let keyVariable {
+            guard let value = environment[keyVariable], !value.isEmpty else {
+                let at = fields["api_key_env"] ?? node
+                let why = fields["api_key_env"] == nil ? " (the default for provider \(provider))" : ""
+                throw at.error("the environment variable \(keyVariable)\(why) is not set or empty")
+            }
+            apiKey = value
+        }
+
+        var settings = ModelSettings()
+        settings.maxTokens = try fields["max_tokens"].map { try $0.int(min: 1) }
+        if let node = fields["temperature"] {
+            let value = try node.number()
+            guard (0...2).contains(value) else { throw node.error("must be between 0 and 2") }
+            settings.temperature = value
+        }
+        if let node = fields["top_p"] {
+            let value = try node.number()
+            guard (0...1).contains(value) else { throw node.error("must be between 0 and 1") }
+            settings.topP = value
+        }
+        if let node = fields["stop"] {
+            settings.stopSequences = try node.list().map { try $0.nonEmptyString() }
+        }
+        if let node = fields["tool_choice"] { settings.toolChoice = try readToolChoice(node) }
+        settings.parallelToolCalls = try fields["parallel_tool_calls"].map { try $0.bool() }
+        settings.stream = try fields["stream"].map { try $0.bool() } ?? true
+
+        var headers: [String: String] = [:]
+        if let node = fields["headers"] {
+            for (key, value) in try node.mapping() { headers[key] = try value.string() }
+        }
+        var timeouts = ProviderTimeouts()
+        if let node = fields["connect_timeout"] { timeouts.connect = .seconds(try node.seconds()) }
+        if let node = fields["response_timeout"] { timeouts.response = .seconds(try node.seconds()) }
+        if let node = fields["idle_timeout"] { timeouts.idle = .seconds(try node.seconds()) }
+        var retry = RetryPolicy()
+        if let node = fields["retry"] {
+            let retryFields = try node.fields(Self.retryKeys)
+            if let value = retryFields["max_attempts"] { retry.maxAttempts = try value.int(min: 1) }
+            if let value = retryFields["initial_backoff"] {
+                retry.initialBackoff = .seconds(try value.seconds(allowZero: true))
+            }
+            if let value = retryFields["max_backoff"] {
+                retry.maxBackoff = .seconds(try value.seconds(allowZero: true))
+            }
+            if let value = retryFields["max_retry_after"] {
+                retry.maxRetryAfter = .seconds(try value.seconds(allowZero: true))
+            }
+        }
+        var trimmedBase = baseURL
+        while trimmedBase.hasSuffix("/") { trimmedBase.removeLast() }
+        func transport(_ label: String) -> ProviderTransport {
+            ProviderTransport(
+                label: label, timeouts: timeouts, retry: retry, sleeper: options.sleeper,
+                watchdogSleeper: options.watchdogSleeper, logger: options.logger)
+        }
+        if provider == "openai" {
+            if let node = fields["anthropic_version"] ?? fields["anthropic_beta"] {
+                throw node.error("only for provider anthropic")
+            }
+            let streamUsage = try fields["stream_usage"].map { try $0.bool() } ?? true
+            let connection = OpenAIProvider(
+                baseURL: baseURL, apiKey: apiKey, headers: headers,
+                transport: transport("OpenAI-compatible provider at \(trimmedBase), model \(name)"))
+            return OpenAIChatModel(name: name, provider: connection, settings: settings, streamUsage: streamUsage)
+        }
+        if let node = fields["stream_usage"] { throw node.error("only for provider openai") }
+        let version =
+            try fields["anthropic_version"].map { try $0.nonEmptyString() } ?? AnthropicProvider.defaultVersion
+        let betas = try fields["anthropic_beta"].map { try $0.list().map { try $0.nonEmptyString() } } ?? []
+        let connection = AnthropicProvider(
+            baseURL: baseURL, apiKey: apiKey ?? "", version: version, betas: betas, headers: headers,
+            transport: transport("Anthropic provider at \(trimmedBase), model \(name)"))
+        return AnthropicModel(name: name, provider: connection, settings: settings)
+    }
+
+    /// `auto`, `required`, `none`, or `{tool: NAME}`.
+    func readToolChoice(_ node: ConfigNode) throws -> ToolChoice {
+        if case .mapping = node.node {
+            let fields = try node.fields(["tool"])
+            guard let tool = fields["tool"] else { throw node.error("expected {tool: NAME}") }
+            return .tool(try tool.nonEmptyString())
+        }
+        switch try node.string() {
+        case "auto": return .auto
+        case "required", "any": return .required
+        case "none": return .noTools
+        case let other:
+            throw node.error("unknown tool_choice '\(other)' (expected auto, required, none or {tool: NAME})")
+        }
+    }
+}

@@ -1,0 +1,94 @@
+/// One event of a `text/event-stream` body.
+public struct ServerSentEvent: Sendable, Equatable {
+    /// The `event:` field; nil when the event had none (the default type, `message`).
+    public var event: String?
+    /// The `data:` lines joined with `\n`.
+    public var data: String
+
+    public init(event: String? = nil, data: String) {
+        self.event = event
+        self.data = data
+    }
+}
+
+/// An incremental decoder of the SSE wire format (the WHATWG `text/event-stream`
+/// grammar): bytes arrive in chunks cut anywhere — inside a line, inside a UTF-8
+/// sequence, between `\r` and `\n` — and complete events come out. Comments (`: ping`)
+/// and `id:`/`retry:` fields are skipped; the providers do not use them.
+public struct ServerSentEventDecoder: Sendable {
+    private var line: [UInt8] = []
+    private var dataLines: [String] = []
+    private var eventName: String?
+    private var hasData = false
+    /// A `\r` ended the last line; a `\n` right after it belongs to the same line end.
+    private var afterCarriageReturn = false
+
+    public init() {}
+
+    /// Feeds bytes; returns the events they complete.
+    public mutating func feed(_ bytes: some Sequence<UInt8>) -> [ServerSentEvent] {
+        var events: [ServerSentEvent] = []
+        for byte in bytes {
+            if afterCarriageReturn {
+                afterCarriageReturn = false
+                if byte == UInt8(ascii: "\n") { continue }
+            }
+            switch byte {
+            case UInt8(ascii: "\n"):
+                if let event = endLine() { events.append(event) }
+            case UInt8(ascii: "\r"):
+                afterCarriageReturn = true
+                if let event = endLine() { events.append(event) }
+            default:
+                line.append(byte)
+            }
+        }
+        return events
+    }
+
+    /// At the end of the body: an event whose blank line never came is still delivered
+    /// (some servers close the stream right after the last `data:` line).
+    public mutating func finish() -> [ServerSentEvent] {
+        var events: [ServerSentEvent] = []
+        if !line.isEmpty, let event = endLine() { events.append(event) }
+        if let event = dispatch() { events.append(event) }
+        return events
+    }
+
+    private mutating func endLine() -> ServerSentEvent? {
+        defer { line.removeAll(keepingCapacity: true) }
+        if line.isEmpty { return dispatch() }
+        if line.first == UInt8(ascii: ":") { return nil }
+        let text = String(decoding: line, as: UTF8.self)
+        let field: Substring
+        var value: Substring
+        if let colon = text.firstIndex(of: ":") {
+            field = text[..<colon]
+            value = text[text.index(after: colon)...]
+            if value.first == " " { value = value.dropFirst() }
+        } else {
+            field = text[...]
+            value = ""
+        }
+        switch field {
+        case "data":
+            dataLines.append(String(value))
+            hasData = true
+        case "event":
+            eventName = String(value)
+        default:
+            break
+        }
+        return nil
+    }
+
+    private mutating func dispatch() -> ServerSentEvent? {
+        defer {
+            dataLines.removeAll()
+            eventName = nil
+            hasData = false
+        }
+        guard hasData else { return nil }
+        return ServerSentEvent(event: eventName, data: dataLines.joined(separator: "\n"))
+    }
+}
