@@ -414,7 +414,8 @@ struct StreamingModel: LanguageModel {
         #expect(config.agents[0].confirmationTTL == 600)
         #expect(config.warnings.count == 3)
         let readme = try String(
-            contentsOf: docs.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("README.md"),
+            contentsOf: docs.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+                "README.md"),
             encoding: .utf8)
         let readmeStart = try #require(readme.range(of: "```yaml\n"))
         let readmeEnd = try #require(readme.range(of: "```", range: readmeStart.upperBound..<readme.endIndex))

@@ -116,7 +116,8 @@ import Testing
         try await ModelStubServer.with(try Fixtures.cassette("openai_truncated_stream").exchanges) { stub in
             let error = await providerError {
                 _ = try await openAI(stub.baseURL).respond(
-                    to: ModelRequest(instructions: "", messages: [.user("hi")], tools: [writeFileTool]), onToken: { _ in })
+                    to: ModelRequest(instructions: "", messages: [.user("hi")], tools: [writeFileTool]),
+                    onToken: { _ in })
             }
             #expect(error?.message.contains("ended its stream before the answer was complete") == true)
             try stub.assertConsumed()
