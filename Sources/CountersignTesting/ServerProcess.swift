@@ -50,6 +50,9 @@ public final class ServerProcess: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         let once = ResumeOnce()
+        // Our own descriptor for the read end: Foundation closes the pipe's handles when
+        // the child exits, and reading a closed FileHandle crashes.
+        let readFD = dup(output.fileHandleForReading.fileDescriptor)
         let port: Int = try await withCheckedThrowingContinuation { continuation in
             // A server that dies before it listens (a failpoint during recovery, a bad
             // flag) must not leave us waiting for a line that never comes.
@@ -66,13 +69,14 @@ public final class ServerProcess: @unchecked Sendable {
                 once.run { continuation.resume(throwing: error) }
                 return
             }
-            // Our copy of the write end would keep the pipe open after the child dies.
-            try? output.fileHandleForWriting.close()
-            let handle = output.fileHandleForReading
             DispatchQueue.global().async {
+                defer { close(readFD) }
                 var text = ""
+                var buffer = [UInt8](repeating: 0, count: 4096)
                 while true {
-                    let data = handle.availableData
+                    let count = read(readFD, &buffer, buffer.count)
+                    if count < 0, errno == EINTR { continue }
+                    let data = count > 0 ? Data(buffer[0..<count]) : Data()
                     if data.isEmpty {
                         once.run {
                             continuation.resume(
@@ -133,5 +137,18 @@ final class ResumeOnce: @unchecked Sendable {
         done = true
         lock.unlock()
         if first { body() }
+    }
+}
+
+/// Reads a file descriptor to its end and closes it.
+public func readAll(_ fd: Int32) -> Data {
+    defer { close(fd) }
+    var data = Data()
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = read(fd, &buffer, buffer.count)
+        if count < 0, errno == EINTR { continue }
+        if count <= 0 { return data }
+        data.append(contentsOf: buffer[0..<count])
     }
 }

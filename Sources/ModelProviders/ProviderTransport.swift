@@ -241,7 +241,10 @@ public enum ProviderHTTPClients {
             if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(
                 timeout: HTTPClient.Configuration.Timeout(connect: .nanoseconds(key)))
-            configuration.connectionPool = .init(idleTimeout: .seconds(60))
+            // AsyncHTTPClient's default of 8 connections per host would queue the model
+            // calls of a busy server behind each other; runs in flight share one provider.
+            configuration.connectionPool = .init(
+                idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
             configuration.decompression = .enabled(limit: .ratio(25))
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             clients[key] = client

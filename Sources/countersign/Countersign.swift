@@ -76,7 +76,8 @@ struct Serve: AsyncParsableCommand {
             Double($0)
         }
         guard configuration.confirmationTTL > 0 else { throw ValidationError("--confirmation-ttl must be > 0.") }
-        configuration.dataDirectory = try setting(dataDir, "COUNTERSIGN_DATA_DIR", nil) { $0 }
+        let dataDirectory = try setting(dataDir, "COUNTERSIGN_DATA_DIR", "") { $0 }
+        configuration.dataDirectory = dataDirectory.isEmpty ? nil : dataDirectory
         configuration.keyRequestsPerMinute = try setting(
             keyRequestsPerMinute, "COUNTERSIGN_KEY_REQUESTS_PER_MINUTE", configuration.keyRequestsPerMinute
         ) { Int($0) }

@@ -24,9 +24,11 @@ import Testing
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        let outFD = dup(out.fileHandleForReading.fileDescriptor)
+        let errFD = dup(err.fileHandleForReading.fileDescriptor)
         try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        let stdout = readAll(outFD)
+        let stderr = readAll(errFD)
         process.waitUntilExit()
         return (
             process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)
@@ -63,6 +65,20 @@ import Testing
         #expect(revokeStatus == 0)
         let after = try await client.request(.GET, "/v1/sessions")
         #expect(after.status == 401)
+    }
+
+    @Test func theDataDirectoryComesFromTheEnvironment() async throws {
+        let data = directory.appendingPathComponent("elsewhere")
+        let server = try await ServerProcess.launch(
+            database: database, environment: ["COUNTERSIGN_DATA_DIR": data.path])
+        defer { server.kill() }
+        let key = try String(contentsOfFile: database + ".admin-key", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let client = CountersignClient(baseURL: server.baseURL, apiKey: key)
+        let session = try await client.createSession(agent: "demo")["id"]!.stringValue!
+        var isDirectory: ObjCBool = false
+        let path = data.appendingPathComponent("workspaces/\(session)").path
+        #expect(FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue)
     }
 
     @Test func badFlagsFailWithAMessage() throws {

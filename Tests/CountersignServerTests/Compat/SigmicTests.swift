@@ -372,6 +372,10 @@ enum NodeScript {
         let stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
+        // Our own descriptors: Foundation closes the pipes' handles when the child exits,
+        // and reading a closed FileHandle crashes.
+        let outputFD = dup(stdout.fileHandleForReading.fileDescriptor)
+        let errorFD = dup(stderr.fileHandleForReading.fileDescriptor)
         let exited = AsyncStream<Int32>.makeStream()
         process.terminationHandler = { finished in
             exited.continuation.yield(finished.terminationStatus)
@@ -379,8 +383,8 @@ enum NodeScript {
         }
         try process.run()
         // Blocking reads stay off the cooperative pool, which the server under test needs.
-        async let output = readToEnd(stdout)
-        async let errors = readToEnd(stderr)
+        async let output = readToEnd(outputFD)
+        async let errors = readToEnd(errorFD)
         let pid = process.processIdentifier
         let watchdog = Task {
             try await Task.sleep(for: limit)
@@ -394,10 +398,9 @@ enum NodeScript {
             errors: String(decoding: await errors, as: UTF8.self))
     }
 
-    static func readToEnd(_ pipe: Pipe) async -> Data {
-        let handle = pipe.fileHandleForReading
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+    static func readToEnd(_ fd: Int32) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: readAll(fd)) }
         }
     }
 }
