@@ -66,6 +66,14 @@ struct Serve: AsyncParsableCommand {
     var keyRequestsPerMinute: Int?
     @Option(help: "Requests per minute per session, 0 for no limit (env COUNTERSIGN_SESSION_REQUESTS_PER_MINUTE).")
     var sessionRequestsPerMinute: Int?
+    @Option(help: "Largest request body in bytes (env COUNTERSIGN_MAX_BODY_BYTES; default 1048576).")
+    var maxBodyBytes: Int?
+    @Option(help: "Longest user message in characters (env COUNTERSIGN_MAX_MESSAGE_CHARACTERS; default 32000).")
+    var maxMessageCharacters: Int?
+    @Option(help: "Event streams one API key may hold open (env COUNTERSIGN_MAX_STREAMS_PER_KEY; default 32).")
+    var maxStreamsPerKey: Int?
+    @Option(help: "Confirmations one model step may ask for (env COUNTERSIGN_MAX_PENDING_CONFIRMATIONS; default 32).")
+    var maxPendingConfirmations: Int?
 
     func run() async throws {
         var configuration = ServerConfiguration()
@@ -84,6 +92,22 @@ struct Serve: AsyncParsableCommand {
         configuration.sessionRequestsPerMinute = try setting(
             sessionRequestsPerMinute, "COUNTERSIGN_SESSION_REQUESTS_PER_MINUTE", configuration.sessionRequestsPerMinute
         ) { Int($0) }
+        configuration.maxBodyBytes = try setting(
+            maxBodyBytes, "COUNTERSIGN_MAX_BODY_BYTES", configuration.maxBodyBytes
+        ) { Int($0) }
+        configuration.maxMessageCharacters = try setting(
+            maxMessageCharacters, "COUNTERSIGN_MAX_MESSAGE_CHARACTERS", configuration.maxMessageCharacters
+        ) { Int($0) }
+        configuration.maxStreamsPerKey = try setting(
+            maxStreamsPerKey, "COUNTERSIGN_MAX_STREAMS_PER_KEY", configuration.maxStreamsPerKey
+        ) { Int($0) }
+        configuration.maxPendingConfirmationsPerSession = try setting(
+            maxPendingConfirmations, "COUNTERSIGN_MAX_PENDING_CONFIRMATIONS",
+            configuration.maxPendingConfirmationsPerSession
+        ) { Int($0) }
+        guard configuration.maxBodyBytes > 0, configuration.maxMessageCharacters > 0,
+            configuration.maxStreamsPerKey > 0, configuration.maxPendingConfirmationsPerSession > 0
+        else { throw ValidationError("Size and count limits must be greater than 0.") }
         guard configuration.keyRequestsPerMinute >= 0, configuration.sessionRequestsPerMinute >= 0 else {
             throw ValidationError("Rate limits must be 0 (no limit) or more.")
         }

@@ -81,6 +81,26 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue)
     }
 
+    @Test func limitsAreFlags() async throws {
+        let server = try await ServerProcess.launch(
+            database: database, extra: ["--max-body-bytes", "64", "--max-message-characters", "5"])
+        defer { server.kill() }
+        let key = try String(contentsOfFile: database + ".admin-key", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let client = CountersignClient(baseURL: server.baseURL, apiKey: key)
+        let session = try await client.createSession(agent: "demo")["id"]!.stringValue!
+        let long = try await client.request(
+            .POST, "/v1/sessions/\(session)/messages", json: ["content": "list and list"])
+        #expect(long.status == 400 && long.errorCode == "validation_error")
+        let big = try await client.request(
+            .POST, "/v1/sessions",
+            json: ["agent": "demo", "metadata": ["x": .string(String(repeating: "a", count: 100))]])
+        #expect(big.status == 413 && big.errorCode == "too_large")
+        let (status, _, stderr) = try run(["serve", "--database", "sqlite:\(database)", "--max-body-bytes", "0"])
+        #expect(status != 0)
+        #expect(stderr.contains("greater than 0"))
+    }
+
     @Test func badFlagsFailWithAMessage() throws {
         let (status, _, stderr) = try run(["keys", "create", "--database", "sqlite:\(database)", "--actor", "x"])
         #expect(status != 0)
