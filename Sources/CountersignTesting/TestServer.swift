@@ -70,6 +70,16 @@ public struct TestServer: Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["COUNTERSIGN_TEST_LOG"] == nil ? .critical : .debug
         let runtime = try await ServerRuntime.open(configuration, logger: logger)
         guard let adminKey = runtime.bootstrapKey else { throw CountersignError(.internal, "no bootstrap key") }
+        return try await serve(runtime, logger: logger) { port in
+            try await body(TestServer(runtime: runtime, port: port, adminKey: adminKey, directory: directory))
+        }
+    }
+
+    /// Serves `runtime`'s application on a free loopback port while `body` runs with
+    /// that port, then shuts it down (graceful shutdown, runs drained) either way.
+    public static func serve<T: Sendable>(
+        _ runtime: ServerRuntime, logger: Logger, _ body: @Sendable (Int) async throws -> T
+    ) async throws -> T {
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = runtime.application(logger: logger) { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -81,9 +91,8 @@ public struct TestServer: Sendable {
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw CountersignError(.internal, "server did not start") }
-            let server = TestServer(runtime: runtime, port: port, adminKey: adminKey, directory: directory)
             do {
-                let result = try await body(server)
+                let result = try await body(port)
                 await group.triggerGracefulShutdown()
                 tasks.cancelAll()
                 await runtime.engine.drain()

@@ -48,29 +48,8 @@ func withServer<T: Sendable>(
     var logger = Logger(label: "countersign.compat-test")
     logger.logLevel = .critical
     let runtime = try await ServerRuntime.open(configuration, logger: logger)
-    let (ports, continuation) = AsyncStream<Int>.makeStream()
-    let app = runtime.application(logger: logger) { channel in
-        continuation.yield(channel.localAddress?.port ?? 0)
-        continuation.finish()
-    }
-    let group = ServiceGroup(
-        configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [], logger: logger))
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CountersignError(.internal, "server did not start") }
-        do {
-            let result = try await body(runtime, "http://127.0.0.1:\(port)")
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            await runtime.engine.drain()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            await runtime.engine.drain()
-            throw error
-        }
+    return try await TestServer.serve(runtime, logger: logger) { port in
+        try await body(runtime, "http://127.0.0.1:\(port)")
     }
 }
 
