@@ -16,6 +16,9 @@ public enum EventType {
     public static let toolResult = "tool.result"
     public static let runCompleted = "run.completed"
     public static let runFailed = "run.failed"
+    /// The session read output of an open-world tool; `confirm_if_tainted` tools now ask.
+    public static let sessionTainted = "session.tainted"
+    public static let grantRevoked = "grant.revoked"
 
     /// Events after which a run's stream ends.
     public static let terminal: Set<String> = [runCompleted, runFailed]
@@ -50,6 +53,8 @@ public enum EventFactory {
             "params": call.params, "status": .string(call.gate.rawValue),
         ]
         if let id = call.confirmationID { data = data.setting("confirmation_id", .string(id)) }
+        if let ruleID = call.ruleID { data = data.setting("rule_id", .string(ruleID)) }
+        if let grantID = call.grantID { data = data.setting("grant_id", .string(grantID)) }
         if call.gate == .deniedByPolicy, let output = call.output {
             data = data.setting("reason", .string(output.content))
         }
@@ -123,6 +128,14 @@ public enum EventFactory {
         EventDraft(EventType.runFailed, ["run_id": .string(runID), "error": .string(error)])
     }
 
+    public static func sessionTainted(_ source: TaintSource) -> EventDraft {
+        EventDraft(EventType.sessionTainted, ["tainted_by": source.json])
+    }
+
+    public static func grantRevoked(_ grant: Grant, by actor: String) -> EventDraft {
+        EventDraft(EventType.grantRevoked, grant.json.setting("revoked_by", .string(actor)))
+    }
+
     // MARK: JSON views shared by events and the API
 
     public static func confirmationJSON(_ confirmation: Confirmation) -> JSONValue {
@@ -132,6 +145,7 @@ public enum EventFactory {
             "tool_name": .string(confirmation.toolName), "tool_key": .string(confirmation.toolKey),
             "summary": .string(confirmation.summary), "policy": .string(confirmation.policy.rawValue),
             "rule_id": confirmation.ruleID.map(JSONValue.string) ?? .null,
+            "tainted_by": confirmation.taintedBy?.json ?? .null,
             "params": confirmation.params, "params_hash": .string(confirmation.paramsHash),
             "requested_by": .string(confirmation.requestedBy),
             "created_at": .string(Timestamp.format(confirmation.createdAt)),
@@ -158,6 +172,7 @@ public enum EventFactory {
             "id": .string(session.id), "agent": .string(session.agent), "actor": .string(session.actor),
             "namespace_id": .string(session.namespaceID), "status": .string(session.status.rawValue),
             "metadata": session.metadata, "tainted": .bool(session.tainted),
+            "tainted_by": session.taintedBy?.json ?? .null,
             "active_run_id": session.activeRunID.map(JSONValue.string) ?? .null,
             "last_event_seq": .int(session.lastSeq),
             "created_at": .string(Timestamp.format(session.createdAt)),

@@ -67,6 +67,8 @@ public struct Session: Sendable, Codable, Equatable {
     public var status: SessionStatus
     public var metadata: JSONValue
     public var tainted: Bool
+    /// The call whose output tainted the session (the first one).
+    public var taintedBy: TaintSource?
     public var activeRunID: String?
     public var lastSeq: Int64
     public var createdAt: Date
@@ -74,9 +76,10 @@ public struct Session: Sendable, Codable, Equatable {
 
     public init(
         id: String, namespaceID: String, actor: String, agent: String, status: SessionStatus = .idle,
-        metadata: JSONValue = .object([:]), tainted: Bool = false, activeRunID: String? = nil, lastSeq: Int64 = 0,
-        createdAt: Date, updatedAt: Date
+        metadata: JSONValue = .object([:]), tainted: Bool = false, taintedBy: TaintSource? = nil,
+        activeRunID: String? = nil, lastSeq: Int64 = 0, createdAt: Date, updatedAt: Date
     ) {
+        self.taintedBy = taintedBy
         self.id = id
         self.namespaceID = namespaceID
         self.actor = actor
@@ -88,6 +91,26 @@ public struct Session: Sendable, Codable, Equatable {
         self.lastSeq = lastSeq
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+    }
+}
+
+/// The tool call whose output made a session tainted (SPEC §1 Taint).
+public struct TaintSource: Sendable, Codable, Equatable {
+    public var callID: String
+    public var toolName: String
+
+    public init(callID: String, toolName: String) {
+        self.callID = callID
+        self.toolName = toolName
+    }
+
+    public var json: JSONValue { ["call_id": .string(callID), "tool_name": .string(toolName)] }
+
+    public init?(json: JSONValue?) {
+        guard let callID = json?["call_id"]?.stringValue, let toolName = json?["tool_name"]?.stringValue else {
+            return nil
+        }
+        self.init(callID: callID, toolName: toolName)
     }
 }
 
@@ -161,6 +184,10 @@ public struct ToolCall: Sendable, Codable, Equatable {
     public var output: ToolOutput?
     /// The model's arguments when an approver edited them; `params` holds the edit.
     public var originalParams: JSONValue?
+    /// The policy rule that decided how the gate treated the call, if one matched.
+    public var ruleID: String?
+    /// The grant that let the call run without asking.
+    public var grantID: String?
 
     public init(
         id: String, sessionID: String, runID: String, step: Int, index: Int, modelCallID: String, toolName: String,
@@ -219,6 +246,8 @@ public struct Confirmation: Sendable, Codable, Equatable {
     public var summary: String
     public var policy: ConfirmationPolicy
     public var ruleID: String?
+    /// For `policy: tainted`: the call whose output tainted the session.
+    public var taintedBy: TaintSource?
     public var params: JSONValue
     public var paramsHash: String
     public var requestedBy: String
@@ -231,8 +260,9 @@ public struct Confirmation: Sendable, Codable, Equatable {
         id: String, namespaceID: String, sessionID: String, runID: String, callID: String, toolName: String,
         toolKey: String, summary: String, policy: ConfirmationPolicy, ruleID: String? = nil, params: JSONValue,
         requestedBy: String, createdAt: Date, expiresAt: Date, status: ConfirmationStatus = .pending,
-        decision: Decision? = nil
+        decision: Decision? = nil, taintedBy: TaintSource? = nil
     ) {
+        self.taintedBy = taintedBy
         self.id = id
         self.namespaceID = namespaceID
         self.sessionID = sessionID
@@ -257,20 +287,41 @@ public struct Confirmation: Sendable, Codable, Equatable {
     }
 }
 
-/// A remembered approval: later calls of `toolName` in the session run without asking.
+/// A remembered approval: later calls of `toolName` in the session run without asking,
+/// when their arguments match `scope` (every matcher; no scope covers every call).
 public struct Grant: Sendable, Codable, Equatable {
+    public var id: String
     public var sessionID: String
     public var toolName: String
+    public var scope: [String: ValueMatcher]
     public var confirmationID: String
     public var createdBy: String
     public var createdAt: Date
 
-    public init(sessionID: String, toolName: String, confirmationID: String, createdBy: String, createdAt: Date) {
+    public init(
+        id: String, sessionID: String, toolName: String, scope: [String: ValueMatcher] = [:], confirmationID: String,
+        createdBy: String, createdAt: Date
+    ) {
+        self.id = id
         self.sessionID = sessionID
         self.toolName = toolName
+        self.scope = scope
         self.confirmationID = confirmationID
         self.createdBy = createdBy
         self.createdAt = createdAt
+    }
+
+    /// Whether this grant lets a call of `toolName` with `params` run without asking.
+    public func covers(toolName: String, params: JSONValue) -> Bool {
+        self.toolName == toolName && ValueMatcher.allMatch(scope, params)
+    }
+
+    public var json: JSONValue {
+        [
+            "id": .string(id), "session_id": .string(sessionID), "tool_name": .string(toolName),
+            "scope": scope.isEmpty ? .null : ValueMatcher.json(scope), "confirmation_id": .string(confirmationID),
+            "created_by": .string(createdBy), "created_at": .string(Timestamp.format(createdAt)),
+        ]
     }
 }
 

@@ -83,6 +83,15 @@ public final class RunEngine: Sendable {
     public let configuration: Configuration
     let logger: Logger
     private let drivers = Mutex<[Int: Task<RunOutcome, Never>]>([:])
+    private let listeningPorts = Mutex<Set<Int>>([])
+
+    /// The ports the server listens on (set once it is bound); tools get them so that
+    /// `http_fetch` does not call back into the server.
+    public var serverPorts: Set<Int> {
+        get { listeningPorts.withLock { $0 } }
+    }
+
+    public func addServerPort(_ port: Int) { _ = listeningPorts.withLock { $0.insert(port) } }
     private let driverIDs = Atomic<Int>(0)
 
     public init(
@@ -175,6 +184,20 @@ public final class RunEngine: Sendable {
                 "remember: session is not allowed for \(confirmation.toolName) (destructive tools are never "
                     + "remembered unless the agent config allows it).")
         }
+        if let scope = request.grantScope {
+            guard request.kind == .approve, request.remember == .session else {
+                throw CountersignError.validation(
+                    "grant_scope is allowed only with decision 'approve' and remember 'session'.")
+            }
+            let approved = request.editedParams ?? confirmation.params
+            let unmatched = scope.keys.sorted().filter { !(scope[$0]!.matches(approved[$0])) }
+            if !unmatched.isEmpty {
+                throw CountersignError.validation(
+                    "grant_scope must cover the call being approved; it does not match its "
+                        + unmatched.joined(separator: ", ") + ".",
+                    details: ["arguments": .array(unmatched.map(JSONValue.string))])
+            }
+        }
         let outcome = try await store.decide(
             confirmationID: confirmationID, request: request, decidedBy: decidedBy, grantAllowed: grantAllowed,
             now: clock.now())
@@ -208,6 +231,16 @@ public final class RunEngine: Sendable {
         let outcome = try await store.cancelSession(sessionID: sessionID, actor: actor, now: clock.now())
         notifier.notify(outcome.events)
         return outcome
+    }
+
+    /// Revokes grants of a session (one, one tool's, or all) and tells its streams.
+    public func revokeGrants(sessionID: String, grantID: String?, toolName: String?, actor: String) async throws
+        -> [Grant]
+    {
+        let revocation = try await store.revokeGrants(
+            sessionID: sessionID, grantID: grantID, toolName: toolName, actor: actor, now: clock.now())
+        notifier.notify(revocation.events)
+        return revocation.grants
     }
 
     /// After a restart: interrupted calls are marked and every run that was running is
@@ -321,9 +354,10 @@ public final class RunEngine: Sendable {
         notifier.notify(started)
         var output: ToolOutput
         if let tool {
-            let context = ToolContext(
+            var context = ToolContext(
                 sessionID: call.sessionID, callID: call.id, confirmationID: call.confirmationID,
                 workspace: workspace(of: call.sessionID))
+            context.serverPorts = serverPorts
             output = await tool.run(call.params, context: context)
         } else {
             output = .failure("Tool \(call.toolName) is no longer available.")
@@ -368,7 +402,7 @@ public final class RunEngine: Sendable {
                     now: clock.now()))
             return text
         }
-        let grants = Set(try await store.grants(sessionID: session.id).map(\.toolName))
+        let grants = try await store.grants(sessionID: session.id)
         let now = clock.now()
         let ttl = agent.confirmationTTL ?? configuration.confirmationTTL
         var calls: [ToolCall] = []
@@ -408,14 +442,19 @@ public final class RunEngine: Sendable {
                 calls.append(call)
                 continue
             }
+            let grant = grants.first { $0.covers(toolName: tool.descriptor.name, params: params) }
             let decision = PolicyEvaluator.evaluate(
                 toolName: tool.descriptor.name, flags: tool.descriptor.flags, params: params, policy: agent.policy,
-                tainted: session.tainted, granted: grants.contains(tool.descriptor.name))
+                tainted: session.tainted, granted: grant != nil)
             switch decision {
-            case .run:
+            case .run(let reason):
                 call.gate = .auto
                 call.status = .ready
+                call.ruleID = PolicyEvaluator.matchingRule(
+                    toolName: tool.descriptor.name, params: params, in: agent.policy)
+                if reason == .grant { call.grantID = grant?.id }
             case .deny(let ruleID):
+                call.ruleID = ruleID
                 call.gate = .deniedByPolicy
                 call.status = .blocked
                 call.output = .failure(
@@ -432,7 +471,9 @@ public final class RunEngine: Sendable {
                     id: Identifier.make("conf"), namespaceID: session.namespaceID, sessionID: session.id,
                     runID: run.id, callID: call.id, toolName: tool.descriptor.name, toolKey: tool.descriptor.toolKey,
                     summary: tool.summary(of: params), policy: why, ruleID: ruleID, params: params,
-                    requestedBy: "agent:\(agent.name)", createdAt: now, expiresAt: now.addingTimeInterval(ttl))
+                    requestedBy: "agent:\(agent.name)", createdAt: now, expiresAt: now.addingTimeInterval(ttl),
+                    taintedBy: why == .tainted ? session.taintedBy : nil)
+                call.ruleID = ruleID
                 call.gate = .awaitingConfirmation
                 call.status = .awaiting
                 call.confirmationID = confirmation.id

@@ -79,7 +79,13 @@ public protocol Store: Sendable {
     func confirmations(namespaceID: String, filter: ConfirmationFilter) async throws -> [Confirmation]
     /// The earliest `expires_at` among pending confirmations.
     func nextExpiry() async throws -> Date?
+    /// The session's grants, oldest first.
     func grants(sessionID: String) async throws -> [Grant]
+    /// Revokes the session's grants: the one with `grantID`, or all (of `toolName` when
+    /// given). Each revoked grant gets a `grant.revoked` event and audit entry. Throws
+    /// `not_found` for an unknown session; revoking nothing is not an error.
+    func revokeGrants(sessionID: String, grantID: String?, toolName: String?, actor: String, now: Date)
+        async throws -> GrantRevocation
 
     // MARK: Events and audit
     func events(sessionID: String, after: Int64, limit: Int) async throws -> [SessionEvent]
@@ -196,6 +202,16 @@ public struct DecisionOutcome: Sendable, Equatable {
         self.events = events
         self.resumeRunID = resumeRunID
         self.rejection = rejection
+    }
+}
+
+public struct GrantRevocation: Sendable, Equatable {
+    public var grants: [Grant]
+    public var events: [SessionEvent]
+
+    public init(grants: [Grant], events: [SessionEvent]) {
+        self.grants = grants
+        self.events = events
     }
 }
 

@@ -26,6 +26,8 @@ public struct ToolContext: Sendable {
     /// The confirmation id for a gated call; tools pass it on as an idempotency key.
     public var confirmationID: String?
     public var workspace: URL
+    /// The ports this server listens on: tools that reach out refuse to call back into it.
+    public var serverPorts: Set<Int> = []
 
     public init(sessionID: String, callID: String, confirmationID: String?, workspace: URL) {
         self.sessionID = sessionID

@@ -76,8 +76,9 @@ public enum TransitionPlanner {
             }
             if transition.effects.contains(.recordGrant), grantAllowed {
                 grant = Grant(
-                    sessionID: confirmation.sessionID, toolName: confirmation.toolName,
-                    confirmationID: confirmation.id, createdBy: decidedBy, createdAt: now)
+                    id: Identifier.make("grt"), sessionID: confirmation.sessionID, toolName: confirmation.toolName,
+                    scope: request.grantScope ?? [:], confirmationID: confirmation.id, createdBy: decidedBy,
+                    createdAt: now)
             }
         case .deny:
             updatedCall.status = .denied
@@ -90,7 +91,10 @@ public enum TransitionPlanner {
         ]
         if let reason = decision.reason { auditData = auditData.setting("reason", .string(reason)) }
         if let edited = decision.editedParams { auditData = auditData.setting("edited_params", edited) }
-        if grant != nil { auditData = auditData.setting("remember", "session") }
+        if let grant {
+            auditData = auditData.setting("remember", "session").setting("grant_id", .string(grant.id))
+            if !grant.scope.isEmpty { auditData = auditData.setting("grant_scope", ValueMatcher.json(grant.scope)) }
+        }
         if let keyPrefix = request.keyPrefix { auditData = auditData.setting("key_prefix", .string(keyPrefix)) }
         return TransitionPlan(
             confirmation: updated, call: updatedCall,

@@ -90,6 +90,7 @@ public struct ServerRuntime: Sendable {
             .register(on: v1)
         ConfirmationsController(engine: engine, access: access, stream: stream, configuration: configuration)
             .register(on: v1)
+        PolicyController(engine: engine, access: access, configuration: configuration).register(on: v1)
         AdminController(
             store: store, access: access, clock: configuration.clock, configuration: configuration,
             notifier: engine.notifier
@@ -110,7 +111,10 @@ public struct ServerRuntime: Sendable {
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "countersign"),
             services: [ExpirySweeper(engine: engine, interval: configuration.sweepInterval, logger: logger)],
-            onServerRunning: onServerRunning, logger: logger)
+            onServerRunning: { [engine] channel in
+                if let port = channel.localAddress?.port { engine.addServerPort(port) }
+                await onServerRunning(channel)
+            }, logger: logger)
     }
 }
 

@@ -42,6 +42,8 @@ public enum StoreConformance {
         case denyRecordsReason
         case approveWithEditedParams
         case rememberSession
+        case scopedGrantsAndRevocation
+        case policyProvenance
         case resumeExactlyOnce
         // Execution
         case claimExactlyOnce
@@ -87,6 +89,8 @@ public enum StoreConformance {
         case .denyRecordsReason: try await denyRecordsReason(store)
         case .approveWithEditedParams: try await approveWithEditedParams(store)
         case .rememberSession: try await rememberSession(store)
+        case .scopedGrantsAndRevocation: try await scopedGrantsAndRevocation(store)
+        case .policyProvenance: try await policyProvenance(store)
         case .resumeExactlyOnce: try await resumeExactlyOnce(store)
         case .claimExactlyOnce: try await claimExactlyOnce(store)
         case .claimRefusedWhenRunStopped: try await claimRefusedWhenRunStopped(store)
@@ -930,10 +934,13 @@ public enum StoreConformance {
             confirmationID: step.confirmations[0].id, request: DecisionRequest(kind: .approve, remember: .session),
             decidedBy: "alice", grantAllowed: true, now: t(10))
         #expect(granted.confirmation.decision?.remember == .session)
+        let stored = try await store.grants(sessionID: session.id)
+        #expect(stored.count == 1)
         let grant = Grant(
-            sessionID: session.id, toolName: "write_file", confirmationID: step.confirmations[0].id,
-            createdBy: "alice", createdAt: t(10))
-        #expect(try await store.grants(sessionID: session.id) == [grant])
+            id: stored.first?.id ?? "", sessionID: session.id, toolName: "write_file",
+            confirmationID: step.confirmations[0].id, createdBy: "alice", createdAt: t(10))
+        #expect(stored == [grant])
+        #expect(grant.id.hasPrefix("grt_"))
 
         // Not allowed for this tool: approved once, no grant.
         let notAllowed = try await store.decide(
@@ -954,6 +961,107 @@ public enum StoreConformance {
 
         let other = try await world.newSession(at: t(20))
         #expect(try await store.grants(sessionID: other.id).isEmpty)
+    }
+
+    /// Grants keep their argument scope; several grants per tool; revocation by id, by
+    /// tool and all, each with an event and an audit entry.
+    static func scopedGrantsAndRevocation(_ store: any Store) async throws {
+        let world = try await StoreScenario.make(store)
+        let (session, _, step) = try await world.pausedRun(calls: [
+            .confirm("write_file", ["path": "notes/a.txt", "content": "x"]),
+            .confirm("write_file", ["path": "drafts/b.txt", "content": "y"]),
+            .confirm("append_file"),
+        ])
+        var scoped = DecisionRequest(kind: .approve, remember: .session)
+        scoped.grantScope = ["path": .prefix("notes/")]
+        _ = try await store.decide(
+            confirmationID: step.confirmations[0].id, request: scoped, decidedBy: "alice", grantAllowed: true,
+            now: t(10))
+        scoped.grantScope = ["path": .regex("drafts/[a-z]+\\.txt")]
+        _ = try await store.decide(
+            confirmationID: step.confirmations[1].id, request: scoped, decidedBy: "alice", grantAllowed: true,
+            now: t(11))
+        _ = try await store.decide(
+            confirmationID: step.confirmations[2].id, request: DecisionRequest(kind: .approve, remember: .session),
+            decidedBy: "bob", grantAllowed: true, now: t(12))
+        let grants = try await store.grants(sessionID: session.id)
+        #expect(grants.map(\.toolName) == ["write_file", "write_file", "append_file"])
+        #expect(grants[0].scope == ["path": .prefix("notes/")])
+        #expect(grants[1].scope == ["path": .regex("drafts/[a-z]+\\.txt")])
+        #expect(grants[2].scope.isEmpty)
+        #expect(grants[0].covers(toolName: "write_file", params: ["path": "notes/c.txt"]))
+        #expect(!grants[0].covers(toolName: "write_file", params: ["path": "secrets/c.txt"]))
+        let approval = try await world.allAudit().first {
+            $0.action == "confirmation.approved" && $0.subject == step.confirmations[0].id
+        }
+        #expect(approval?.data["grant_id"] == .string(grants[0].id))
+        #expect(approval?.data["grant_scope"] == ["path": ["prefix": "notes/"]])
+
+        // One by id.
+        let one = try await store.revokeGrants(
+            sessionID: session.id, grantID: grants[1].id, toolName: nil, actor: "carol", now: t(20))
+        #expect(one.grants == [grants[1]])
+        #expect(one.events.map(\.type) == [EventType.grantRevoked])
+        #expect(one.events.first?.data["id"] == .string(grants[1].id))
+        #expect(one.events.first?.data["revoked_by"] == "carol")
+        #expect(try await store.grants(sessionID: session.id) == [grants[0], grants[2]])
+        // An unknown id revokes nothing and writes nothing.
+        let lastSeq = try await store.session(id: session.id)?.lastSeq
+        let none = try await store.revokeGrants(
+            sessionID: session.id, grantID: "grt_unknown", toolName: nil, actor: "carol", now: t(21))
+        #expect(none.grants.isEmpty && none.events.isEmpty)
+        #expect(try await store.session(id: session.id)?.lastSeq == lastSeq)
+        // By tool, then the rest.
+        let byTool = try await store.revokeGrants(
+            sessionID: session.id, grantID: nil, toolName: "append_file", actor: "carol", now: t(22))
+        #expect(byTool.grants == [grants[2]])
+        let rest = try await store.revokeGrants(
+            sessionID: session.id, grantID: nil, toolName: nil, actor: "carol", now: t(23))
+        #expect(rest.grants == [grants[0]])
+        #expect(try await store.grants(sessionID: session.id).isEmpty)
+        let revoked = try await world.allAudit().filter { $0.action == "grant.revoked" }
+        #expect(Set(revoked.map(\.subject)) == Set(grants.map(\.id)))
+        #expect(revoked.allSatisfy { $0.actor == "carol" })
+        await expectAnyError("revoke on an unknown session") {
+            try await store.revokeGrants(sessionID: "ses_unknown", grantID: nil, toolName: nil, actor: "x", now: t(24))
+        }
+    }
+
+    /// The rule, grant and taint source the engine records survive the round trip and
+    /// reach the audit log.
+    static func policyProvenance(_ store: any Store) async throws {
+        let world = try await StoreScenario.make(store)
+        let source = TaintSource(callID: "call_fetch", toolName: "http_fetch")
+        let (_, run, step) = try await world.pausedRun(calls: [
+            .auto("write_file", ["path": "drafts/a.txt", "content": "x"]).with(ruleID: "drafts-auto"),
+            .auto("append_file", ["path": "log.txt", "content": "y"]).with(grantID: "grt_1"),
+            .blocked("delete_file").with(ruleID: "no-deletes"),
+            .confirm("write_file").with(ruleID: "big-writes", policy: .rule),
+            .confirm("delete_file", ["path": "x"]).with(policy: .tainted, taintedBy: source),
+        ])
+        let calls = try await store.runSnapshot(runID: run.id).calls
+        #expect(calls.map(\.ruleID) == ["drafts-auto", nil, "no-deletes", "big-writes", nil])
+        #expect(calls.map(\.grantID) == [nil, "grt_1", nil, nil, nil])
+        let ruled = try await store.confirmation(id: step.confirmations[0].id)
+        #expect(ruled?.policy == .rule && ruled?.ruleID == "big-writes" && ruled?.taintedBy == nil)
+        let tainted = try await store.confirmation(id: step.confirmations[1].id)
+        #expect(tainted?.policy == .tainted && tainted?.taintedBy == source)
+        #expect(EventFactory.confirmationJSON(tainted!)["tainted_by"] == source.json)
+
+        let audit = try await world.allAudit()
+        let requested = audit.filter { $0.action == "confirmation.requested" }
+        #expect(requested.first { $0.subject == ruled?.id }?.data["rule_id"] == "big-writes")
+        #expect(requested.first { $0.subject == tainted?.id }?.data["tainted_by"] == source.json)
+        let allowed = audit.filter { $0.action == "tool_call.allowed" }
+        #expect(allowed.map(\.subject) == [calls[0].id, calls[1].id])
+        #expect(allowed.first?.data["rule_id"] == "drafts-auto")
+        #expect(allowed.last?.data["grant_id"] == "grt_1")
+        let refused = audit.filter { $0.action == "tool_call.refused" }
+        #expect(refused.map(\.subject) == [calls[2].id])
+        #expect(refused.first?.data["rule_id"] == "no-deletes")
+        let created = try await world.allEvents(of: run.sessionID).filter { $0.type == EventType.toolCallCreated }
+        #expect(
+            created.map { $0.data["rule_id"]?.stringValue } == ["drafts-auto", nil, "no-deletes", "big-writes", nil])
     }
 
     /// The run resumes when the last confirmation of its step settles, and only then.
@@ -1091,10 +1199,13 @@ public enum StoreConformance {
         var call = try await store.runSnapshot(runID: run.id).calls[0]
         #expect(call.status == .succeeded)
         #expect(call.output == output)
-        #expect(events.map(\.type) == [EventType.toolResult])
+        let source = TaintSource(callID: step.calls[0].id, toolName: "http_fetch")
+        #expect(events.map(\.type) == [EventType.toolResult, EventType.sessionTainted])
         #expect(events.first?.data == EventFactory.toolResult(call).data)
+        #expect(events.last?.data == EventFactory.sessionTainted(source).data)
         #expect(events.first?.createdAt == t(5))
         #expect(try await store.session(id: session.id)?.tainted == true)
+        #expect(try await store.session(id: session.id)?.taintedBy == source)
 
         // A gated call that fails: call and confirmation record it.
         _ = try await store.decide(
@@ -1112,6 +1223,7 @@ public enum StoreConformance {
                 $0.action == "confirmation.failed" && $0.subject == step.confirmations[0].id
             })
         #expect(try await store.session(id: session.id)?.tainted == true, "taint is never washed out")
+        #expect(try await store.session(id: session.id)?.taintedBy == source, "the first source is kept")
 
         // Finishing a call that is not executing is refused and changes nothing.
         let before = try await footprint(world, sessionID: session.id, runID: run.id)

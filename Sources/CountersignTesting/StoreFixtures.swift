@@ -60,6 +60,24 @@ public struct CallSpec: Sendable {
     public var toolName: String
     public var params: JSONValue
     public var gate: Gate
+    /// Provenance the engine records: the rule that matched, the grant that let the
+    /// call run, and for a confirmation why it was asked and what tainted the session.
+    public var ruleID: String?
+    public var grantID: String?
+    public var policy: ConfirmationPolicy = .always
+    public var taintedBy: TaintSource?
+
+    public func with(
+        ruleID: String? = nil, grantID: String? = nil, policy: ConfirmationPolicy = .always,
+        taintedBy: TaintSource? = nil
+    ) -> CallSpec {
+        var spec = self
+        spec.ruleID = ruleID
+        spec.grantID = grantID
+        spec.policy = policy
+        spec.taintedBy = taintedBy
+        return spec
+    }
 
     public init(toolName: String, params: JSONValue, gate: Gate) {
         self.toolName = toolName
@@ -160,6 +178,8 @@ public struct StoreScenario: Sendable {
             var call = ToolCall(
                 id: Identifier.make("call"), sessionID: run.sessionID, runID: run.id, step: step, index: index,
                 modelCallID: modelCall.id, toolName: spec.toolName, params: spec.params, gate: .auto, status: .ready)
+            call.ruleID = spec.ruleID
+            call.grantID = spec.grantID
             switch spec.gate {
             case .auto:
                 break
@@ -171,9 +191,9 @@ public struct StoreScenario: Sendable {
                 let confirmation = Confirmation(
                     id: Identifier.make("conf"), namespaceID: namespace.id, sessionID: run.sessionID, runID: run.id,
                     callID: call.id, toolName: spec.toolName, toolKey: "files.\(spec.toolName)",
-                    summary: "Run \(spec.toolName) with \(spec.params.canonicalString)", policy: .always,
-                    params: spec.params, requestedBy: "agent:demo", createdAt: at, expiresAt: at.addingTimeInterval(ttl)
-                )
+                    summary: "Run \(spec.toolName) with \(spec.params.canonicalString)", policy: spec.policy,
+                    ruleID: spec.ruleID, params: spec.params, requestedBy: "agent:demo", createdAt: at,
+                    expiresAt: at.addingTimeInterval(ttl), taintedBy: spec.taintedBy)
                 call.gate = .awaitingConfirmation
                 call.status = .awaiting
                 call.confirmationID = confirmation.id

@@ -42,6 +42,9 @@ public struct DecisionRequest: Sendable, Equatable {
     public var editedParams: JSONValue?
     public var paramsHash: String?
     public var remember: Remember
+    /// With `remember: session`: the grant covers only later calls whose arguments match
+    /// these matchers (each must match the approved call's own arguments).
+    public var grantScope: [String: ValueMatcher]? = nil
     /// The lookup prefix of the API key the decision came with, for the audit log.
     public var keyPrefix: String? = nil
 

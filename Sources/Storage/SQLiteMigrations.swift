@@ -11,6 +11,9 @@ enum SQLiteMigrations {
         migrator.registerMigration("v2_compat_ids") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v3_policy_provenance") { db in
+            try db.execute(sql: v3)
+        }
         return migrator
     }
 
@@ -155,5 +158,30 @@ enum SQLiteMigrations {
             value TEXT NOT NULL,
             created_at INTEGER NOT NULL
         ) WITHOUT ROWID;
+        """
+
+    /// Policy provenance (issue 8): which call tainted a session and a confirmation,
+    /// which rule or grant let a call through, and grants with an id and an optional
+    /// argument scope (several grants per tool), listed and revocable one by one.
+    static let v3 = """
+        ALTER TABLE sessions ADD COLUMN tainted_by TEXT;
+        ALTER TABLE confirmations ADD COLUMN tainted_by TEXT;
+        ALTER TABLE tool_calls ADD COLUMN rule_id TEXT;
+        ALTER TABLE tool_calls ADD COLUMN grant_id TEXT;
+        CREATE TABLE session_grants (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            tool_name TEXT NOT NULL,
+            scope TEXT,
+            confirmation_id TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE INDEX session_grants_session ON session_grants(session_id, tool_name);
+        INSERT INTO session_grants (id, session_id, tool_name, scope, confirmation_id, created_by, created_at)
+            SELECT 'grt_' || lower(hex(randomblob(12))), session_id, tool_name, NULL, confirmation_id, created_by,
+                created_at
+            FROM grants;
+        DROP TABLE grants;
         """
 }

@@ -48,7 +48,8 @@ extension SQLiteStore {
             id: row["id"], namespaceID: row["namespace_id"], actor: row["actor"], agent: row["agent"],
             status: SessionStatus(rawValue: row["status"]) ?? .failed,
             metadata: try json(row["metadata"]) ?? .object([:]), tainted: row["tainted"],
-            activeRunID: row["active_run_id"], lastSeq: row["last_seq"], createdAt: Date(millis: row["created_at"]),
+            taintedBy: TaintSource(json: try json(row["tainted_by"])), activeRunID: row["active_run_id"],
+            lastSeq: row["last_seq"], createdAt: Date(millis: row["created_at"]),
             updatedAt: Date(millis: row["updated_at"]))
     }
 
@@ -60,12 +61,15 @@ extension SQLiteStore {
     }
 
     static func toolCall(_ row: Row) throws -> ToolCall {
-        ToolCall(
+        var call = ToolCall(
             id: row["id"], sessionID: row["session_id"], runID: row["run_id"], step: row["step"], index: row["idx"],
             modelCallID: row["model_call_id"], toolName: row["tool_name"], params: try json(row["params"]) ?? .null,
             gate: GateOutcome(rawValue: row["gate"]) ?? .auto,
             status: ToolCallStatus(rawValue: row["status"]) ?? .blocked, confirmationID: row["confirmation_id"],
             output: try decode(ToolOutput.self, row["output"]), originalParams: try json(row["original_params"]))
+        call.ruleID = row["rule_id"]
+        call.grantID = row["grant_id"]
+        return call
     }
 
     static func confirmation(_ row: Row) throws -> Confirmation {
@@ -76,7 +80,8 @@ extension SQLiteStore {
             params: try json(row["params"]) ?? .null, requestedBy: row["requested_by"],
             createdAt: Date(millis: row["created_at"]), expiresAt: Date(millis: row["expires_at"]),
             status: ConfirmationStatus(rawValue: row["status"]) ?? .failed,
-            decision: try decode(Decision.self, row["decision"]))
+            decision: try decode(Decision.self, row["decision"]),
+            taintedBy: TaintSource(json: try json(row["tainted_by"])))
         confirmation.paramsHash = row["params_hash"]
         return confirmation
     }
@@ -139,13 +144,13 @@ extension SQLiteStore {
         try db.execute(
             sql: """
                 INSERT INTO tool_calls (id, session_id, run_id, step, idx, model_call_id, tool_name, params,
-                    original_params, gate, status, confirmation_id, output)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    original_params, gate, status, confirmation_id, output, rule_id, grant_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 call.id, call.sessionID, call.runID, call.step, call.index, call.modelCallID, call.toolName,
                 call.params.canonicalString, call.originalParams?.canonicalString, call.gate.rawValue,
-                call.status.rawValue, call.confirmationID, try encode(call.output),
+                call.status.rawValue, call.confirmationID, try encode(call.output), call.ruleID, call.grantID,
             ])
     }
 
@@ -164,8 +169,9 @@ extension SQLiteStore {
         try db.execute(
             sql: """
                 INSERT INTO confirmations (id, namespace_id, session_id, run_id, call_id, tool_name, tool_key, summary,
-                    policy, rule_id, params, params_hash, requested_by, created_at, expires_at, status, decision)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    policy, rule_id, params, params_hash, requested_by, created_at, expires_at, status, decision,
+                    tainted_by)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 confirmation.id, confirmation.namespaceID, confirmation.sessionID, confirmation.runID,
@@ -173,6 +179,7 @@ extension SQLiteStore {
                 confirmation.policy.rawValue, confirmation.ruleID, confirmation.params.canonicalString,
                 confirmation.paramsHash, confirmation.requestedBy, confirmation.createdAt.millis,
                 confirmation.expiresAt.millis, confirmation.status.rawValue, try encode(confirmation.decision),
+                confirmation.taintedBy?.json.canonicalString,
             ])
     }
 
@@ -180,6 +187,43 @@ extension SQLiteStore {
         try db.execute(
             sql: "UPDATE confirmations SET status = ?, decision = ? WHERE id = ?",
             arguments: [confirmation.status.rawValue, try encode(confirmation.decision), confirmation.id])
+    }
+
+    static func insertGrant(_ db: Database, _ grant: Grant) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO session_grants (id, session_id, tool_name, scope, confirmation_id, created_by, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                grant.id, grant.sessionID, grant.toolName,
+                grant.scope.isEmpty ? nil : ValueMatcher.json(grant.scope).canonicalString, grant.confirmationID,
+                grant.createdBy, grant.createdAt.millis,
+            ])
+    }
+
+    /// The audit entry of a call that a rule or a grant let through (or a rule refused)
+    /// without asking anyone.
+    static func policyAudit(_ call: ToolCall, namespaceID: String) -> AuditDraft {
+        var data: JSONValue = [
+            "session_id": .string(call.sessionID), "call_id": .string(call.id), "tool_name": .string(call.toolName),
+            "params": call.params, "params_hash": .string(call.params.canonicalHash),
+        ]
+        if let ruleID = call.ruleID { data = data.setting("rule_id", .string(ruleID)) }
+        if let grantID = call.grantID { data = data.setting("grant_id", .string(grantID)) }
+        let refused = call.gate == .deniedByPolicy
+        return AuditDraft(
+            namespaceID: namespaceID, actor: "policy", action: refused ? "tool_call.refused" : "tool_call.allowed",
+            subject: call.id, data: data)
+    }
+
+    static func grant(_ row: Row) throws -> Grant {
+        var scope: [String: ValueMatcher] = [:]
+        if let json = try json(row["scope"]) { scope = (try? ValueMatcher.parseAll(json)) ?? [:] }
+        return Grant(
+            id: row["id"], sessionID: row["session_id"], toolName: row["tool_name"], scope: scope,
+            confirmationID: row["confirmation_id"], createdBy: row["created_by"],
+            createdAt: Date(millis: row["created_at"]))
     }
 
     /// Appends events, assigning consecutive seqs from the session's counter.
@@ -235,14 +279,7 @@ extension SQLiteStore {
     static func apply(_ db: Database, _ plan: TransitionPlan, now: Date) throws -> DecisionOutcome {
         try updateConfirmation(db, plan.confirmation)
         try updateToolCall(db, plan.call)
-        if let grant = plan.grant {
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO grants (session_id, tool_name, confirmation_id, created_by, created_at)
-                    VALUES (?, ?, ?, ?, ?)
-                    """,
-                arguments: [grant.sessionID, grant.toolName, grant.confirmationID, grant.createdBy, now.millis])
-        }
+        if let grant = plan.grant { try insertGrant(db, grant) }
         if plan.finalStepOnly {
             try db.execute(
                 sql: "UPDATE runs SET final_step_only = 1 WHERE id = ?", arguments: [plan.confirmation.runID])

@@ -156,14 +156,14 @@ public final class SQLiteStore: Store {
         try await write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO sessions (id, namespace_id, actor, agent, status, metadata, tainted, active_run_id,
-                        last_seq, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+                    INSERT INTO sessions (id, namespace_id, actor, agent, status, metadata, tainted, tainted_by,
+                        active_run_id, last_seq, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
                     """,
                 arguments: [
                     session.id, session.namespaceID, session.actor, session.agent, session.status.rawValue,
-                    session.metadata.canonicalString, session.tainted, session.activeRunID, session.createdAt.millis,
-                    session.updatedAt.millis,
+                    session.metadata.canonicalString, session.tainted, session.taintedBy?.json.canonicalString,
+                    session.activeRunID, session.createdAt.millis, session.updatedAt.millis,
                 ])
             try Self.appendAudit(db, audit, at: session.createdAt)
             return try Self.appendEvents(db, sessionID: session.id, events, now: session.createdAt)
@@ -301,8 +301,13 @@ public final class SQLiteStore: Store {
                             "tool_name": .string(confirmation.toolName), "params": confirmation.params,
                             "params_hash": .string(confirmation.paramsHash),
                             "policy": .string(confirmation.policy.rawValue),
+                            "rule_id": confirmation.ruleID.map(JSONValue.string) ?? .null,
+                            "tainted_by": confirmation.taintedBy?.json ?? .null,
                             "expires_at": .string(Timestamp.format(confirmation.expiresAt)),
                         ]), at: step.now)
+            }
+            for call in step.calls where call.grantID != nil || (call.ruleID != nil && call.confirmationID == nil) {
+                try Self.appendAudit(db, Self.policyAudit(call, namespaceID: step.namespaceID), at: step.now)
             }
             try db.execute(sql: "UPDATE runs SET step = ? WHERE id = ?", arguments: [step.step, step.runID])
             if !step.confirmations.isEmpty {
@@ -405,10 +410,15 @@ public final class SQLiteStore: Store {
                         action: "confirmation.\(confirmation.status.rawValue)", subject: confirmation.id,
                         data: ["call_id": .string(call.id), "success": .bool(output.success)]), at: now)
             }
-            if taints {
-                try db.execute(sql: "UPDATE sessions SET tainted = 1 WHERE id = ?", arguments: [call.sessionID])
+            var drafts = [EventFactory.toolResult(call)]
+            if taints, let session = try Self.loadSession(db, call.sessionID), !session.tainted {
+                let source = TaintSource(callID: call.id, toolName: call.toolName)
+                try db.execute(
+                    sql: "UPDATE sessions SET tainted = 1, tainted_by = ? WHERE id = ?",
+                    arguments: [source.json.canonicalString, call.sessionID])
+                drafts.append(EventFactory.sessionTainted(source))
             }
-            return try Self.appendEvents(db, sessionID: call.sessionID, [EventFactory.toolResult(call)], now: now)
+            return try Self.appendEvents(db, sessionID: call.sessionID, drafts, now: now)
         }
     }
 
@@ -629,12 +639,40 @@ public final class SQLiteStore: Store {
     public func grants(sessionID: String) async throws -> [Grant] {
         try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM grants WHERE session_id = ? ORDER BY created_at", arguments: [sessionID]
-            ).map { row in
-                Grant(
-                    sessionID: row["session_id"], toolName: row["tool_name"], confirmationID: row["confirmation_id"],
-                    createdBy: row["created_by"], createdAt: Date(millis: row["created_at"]))
+                db, sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
+                arguments: [sessionID]
+            ).map(Self.grant)
+        }
+    }
+
+    public func revokeGrants(sessionID: String, grantID: String?, toolName: String?, actor: String, now: Date)
+        async throws -> GrantRevocation
+    {
+        try await write { db in
+            guard let session = try Self.loadSession(db, sessionID) else { throw CountersignError.notFound("Session") }
+            var sql = "SELECT * FROM session_grants WHERE session_id = ?"
+            var arguments: StatementArguments = [sessionID]
+            if let grantID {
+                sql += " AND id = ?"
+                _ = arguments.append(contentsOf: [grantID])
             }
+            if let toolName {
+                sql += " AND tool_name = ?"
+                _ = arguments.append(contentsOf: [toolName])
+            }
+            let grants = try Row.fetchAll(db, sql: sql + " ORDER BY created_at, id", arguments: arguments)
+                .map(Self.grant)
+            for grant in grants {
+                try db.execute(sql: "DELETE FROM session_grants WHERE id = ?", arguments: [grant.id])
+                try Self.appendAudit(
+                    db,
+                    AuditDraft(
+                        namespaceID: session.namespaceID, actor: actor, action: "grant.revoked", subject: grant.id,
+                        data: grant.json), at: now)
+            }
+            let events = try Self.appendEvents(
+                db, sessionID: sessionID, grants.map { EventFactory.grantRevoked($0, by: actor) }, now: now)
+            return GrantRevocation(grants: grants, events: events)
         }
     }
 

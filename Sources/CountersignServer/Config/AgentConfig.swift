@@ -12,9 +12,23 @@ import Yams
 /// instead of failing on its first message. See docs/configuration.md for every key.
 public struct AgentConfig: Sendable {
     public var agents: [Agent]
+    /// The `webhook_tools` of the file (agents name the ones they use).
+    public var webhookTools: [WebhookTool] = []
+    /// The `http_fetch` section: limits of the `http_fetch` tool of the file's agents.
+    public var fetchLimits = HTTPFetchTool.Limits()
     /// Things worth telling the operator that do not stop the server: sections of a later
     /// release (`mcp_servers`, `webhook_tools`), tool patterns that match nothing.
     public var warnings: [String]
+
+    public init(
+        agents: [Agent], webhookTools: [WebhookTool] = [], fetchLimits: HTTPFetchTool.Limits = .init(),
+        warnings: [String]
+    ) {
+        self.agents = agents
+        self.webhookTools = webhookTools
+        self.fetchLimits = fetchLimits
+        self.warnings = warnings
+    }
 
     /// How models built from the file reach their providers. Tests inject sleepers so
     /// that nothing waits in real time.
@@ -33,7 +47,7 @@ public struct AgentConfig: Sendable {
         }
     }
 
-    /// The tools an agent may name: the built-in workspace file tools and `http_fetch`.
+    /// The built-in tools: the workspace file tools and `http_fetch` (with default limits).
     public static var builtInTools: [any Tool] { WorkspaceFiles.tools + [HTTPFetchTool()] }
 
     /// Loads and checks a configuration file.
@@ -94,7 +108,19 @@ private struct Reader {
         self.options = options
     }
 
-    static let topKeys = ["version", "agents", "mcp_servers", "webhook_tools"]
+    static let topKeys = ["version", "agents", "mcp_servers", "webhook_tools", "http_fetch"]
+    static let webhookKeys = [
+        "name", "url", "description", "effect", "idempotent", "open_world", "schema", "timeout", "headers", "summary",
+        "max_response_bytes",
+    ]
+    static let fetchKeys = ["max_bytes", "timeout", "max_redirects", "allow_hosts"]
+    var webhookTools: [WebhookTool] = []
+    var fetchLimits = HTTPFetchTool.Limits()
+
+    /// The tools agents of this file may name.
+    var availableTools: [any Tool] {
+        WorkspaceFiles.tools + [HTTPFetchTool(limits: fetchLimits)] + webhookTools
+    }
     static let agentKeys = ["name", "description", "model", "instructions", "tools", "policy", "confirmation_ttl"]
     static let modelKeys = [
         "provider", "name", "base_url", "api_key_env", "api_key", "max_tokens", "temperature", "top_p", "stop",
@@ -109,7 +135,20 @@ private struct Reader {
         if let version = fields["version"], try version.int() != 1 {
             throw version.error("only version 1 is known")
         }
-        for section in ["mcp_servers", "webhook_tools"] {
+        if let node = fields["http_fetch"], !node.isNull { fetchLimits = try readFetchLimits(node) }
+        if let node = fields["webhook_tools"], !node.isNull {
+            var seen: [String: String] = [:]
+            for item in try node.list() {
+                let tool = try readWebhook(item)
+                if let first = seen[tool.descriptor.name] {
+                    throw item.error(
+                        "duplicate webhook tool name '\(tool.descriptor.name)' (first defined at \(first))")
+                }
+                seen[tool.descriptor.name] = item.path
+                webhookTools.append(tool)
+            }
+        }
+        for section in ["mcp_servers"] {
             guard let node = fields[section], !node.isNull else { continue }
             let names = try node.list().map { item -> String in
                 let entry = try item.mapping()
@@ -139,7 +178,83 @@ private struct Reader {
                 agents.append(agent)
             }
         }
-        return AgentConfig(agents: agents, warnings: warnings)
+        return AgentConfig(
+            agents: agents, webhookTools: webhookTools, fetchLimits: fetchLimits, warnings: warnings)
+    }
+
+    // MARK: Tools
+
+    func readFetchLimits(_ node: ConfigNode) throws -> HTTPFetchTool.Limits {
+        let fields = try node.fields(Self.fetchKeys)
+        var limits = HTTPFetchTool.Limits()
+        if let value = fields["max_bytes"] { limits.maxBytes = try value.int(min: 1) }
+        if let value = fields["timeout"] { limits.timeout = try value.seconds() }
+        if let value = fields["max_redirects"] { limits.maxRedirects = try value.int(min: 0) }
+        if let value = fields["allow_hosts"] {
+            limits.allowedHosts = Set(try value.list().map { try $0.nonEmptyString().lowercased() })
+        }
+        return limits
+    }
+
+    func readWebhook(_ node: ConfigNode) throws -> WebhookTool {
+        let fields = try node.fields(Self.webhookKeys)
+        guard let nameNode = fields["name"] else { throw node.error("missing key 'name'") }
+        let name = try nameNode.nonEmptyString()
+        guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) }) else {
+            throw nameNode.error("'\(name)' is not a valid tool name (letters, digits, '_', '-')")
+        }
+        if AgentConfig.builtInTools.contains(where: { $0.descriptor.name == name }) {
+            throw nameNode.error("'\(name)' is the name of a built-in tool; choose another name")
+        }
+        guard let urlNode = fields["url"] else { throw node.error("missing key 'url'") }
+        let url = try urlNode.nonEmptyString()
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", parsed.host?.isEmpty == false
+        else { throw urlNode.error("'\(url)' is not an http:// or https:// URL") }
+        guard let effectNode = fields["effect"] else {
+            throw node.error("missing key 'effect' (read, write or destructive: what the call does to the world)")
+        }
+        let effectText = try effectNode.string()
+        guard let effect = ToolEffect(rawValue: effectText) else {
+            throw effectNode.error("unknown effect '\(effectText)' (expected read, write or destructive)")
+        }
+        var schema: JSONValue = ["type": "object"]
+        if let schemaNode = fields["schema"] {
+            guard case .mapping = schemaNode.node else {
+                throw schemaNode.error("expected a JSON Schema (a mapping) for the arguments")
+            }
+            schema = try schemaNode.json()
+            if let type = schema["type"], type != "object" {
+                throw schemaNode.error("the arguments are a JSON object: the schema's type must be object")
+            }
+        }
+        var headers: [(String, String)] = []
+        if let headersNode = fields["headers"] {
+            for (header, value) in try headersNode.mapping() {
+                if case .mapping = value.node {
+                    let variableNode = try value.fields(["env"])["env"]
+                    guard let variableNode else { throw value.error("expected a string or {env: VARIABLE}") }
+                    let variable = try variableNode.nonEmptyString()
+                    guard let secret = environment[variable], !secret.isEmpty else {
+                        throw variableNode.error("the environment variable \(variable) is not set")
+                    }
+                    headers.append((header, secret))
+                } else {
+                    headers.append((header, try value.string()))
+                }
+            }
+        }
+        var configuration = WebhookTool.Configuration(
+            name: name, url: url, description: try fields["description"].map { try $0.string() } ?? "",
+            inputSchema: schema,
+            flags: ToolFlags(
+                effect: effect, openWorld: try fields["open_world"].map { try $0.bool() } ?? false,
+                idempotent: try fields["idempotent"].map { try $0.bool() } ?? false),
+            headers: headers)
+        if let value = fields["timeout"] { configuration.timeout = try value.seconds() }
+        if let value = fields["max_response_bytes"] { configuration.maxResponseBytes = try value.int(min: 1) }
+        if let value = fields["summary"] { configuration.summaryTemplate = try value.nonEmptyString() }
+        return WebhookTool(configuration)
     }
 
     // MARK: Agents
@@ -173,7 +288,7 @@ private struct Reader {
     /// The agent's tools, and the patterns it listed (`git.*`), which policies may name
     /// too. Omitted: every built-in tool; `[]`: none.
     mutating func readTools(_ node: ConfigNode?, agentPath: String) throws -> ([any Tool], [String]) {
-        let available = AgentConfig.builtInTools
+        let available = availableTools
         guard let node, !node.isNull else { return (available, []) }
         var chosen: [any Tool] = []
         var patterns: [String] = []
@@ -187,7 +302,7 @@ private struct Reader {
                 let matched = available.filter { Glob.matches($0.descriptor.name, pattern: name) }
                 if matched.isEmpty {
                     warnings.append(
-                        "\(file): \(item.path): '\(name)' matches no available tool (MCP and webhook tools are not "
+                        "\(file): \(item.path): '\(name)' matches no available tool (MCP tools are not "
                             + "supported by this build yet)")
                 }
                 matched.forEach(add)
@@ -271,28 +386,20 @@ private struct Reader {
         return PolicyRule(id: id, tool: tool, when: when, policy: try readToolPolicy(policyNode))
     }
 
-    /// `{prefix: …}`, `{equals: …}`, `{glob: …}`, `{min: …, max: …}`; a plain value
-    /// means `equals`.
+    /// `{prefix: …}`, `{equals: …}`, `{glob: …}`, `{regex: …}`, `{min: …, max: …}`; a
+    /// plain value means `equals`. The same shapes as `grant_scope` in the API.
     func readMatcher(_ node: ConfigNode) throws -> ValueMatcher {
         guard case .mapping = node.node else { return .equals(try node.json()) }
-        let fields = try node.fields(["prefix", "equals", "glob", "min", "max"])
-        let kinds = fields.keys.filter { $0 != "min" && $0 != "max" }
-        let isRange = fields["min"] != nil || fields["max"] != nil
-        guard kinds.count + (isRange ? 1 : 0) == 1 else {
-            throw node.error(
-                fields.isEmpty
-                    ? "expected a matcher: {prefix: …}, {equals: …}, {glob: …} or {min: …, max: …}"
-                    : "one matcher per argument (found \(fields.keys.sorted().joined(separator: ", ")))")
+        for (key, value) in try node.fields(["prefix", "equals", "glob", "regex", "min", "max"])
+        where key == "min" || key == "max" {
+            _ = try value.number()
         }
-        if isRange {
-            let min = try fields["min"].map { try $0.number() }
-            let max = try fields["max"].map { try $0.number() }
-            if let min, let max, min > max { throw node.error("min (\(min)) is greater than max (\(max))") }
-            return .range(min: min, max: max)
+        let json = try node.json()
+        do {
+            return try ValueMatcher.parse(json)
+        } catch {
+            throw node.error(error.message)
         }
-        if let prefix = fields["prefix"] { return .prefix(try prefix.string()) }
-        if let glob = fields["glob"] { return .glob(try glob.string()) }
-        return .equals(try fields["equals"]!.json())
     }
 
     // MARK: Models

@@ -12,7 +12,9 @@ struct ConfirmationsController {
     let stream: EventStream
     let configuration: ServerConfiguration
 
-    static let decisionFields: Set<String> = ["decision", "reason", "edited_params", "params_hash", "remember"]
+    static let decisionFields: Set<String> = [
+        "decision", "reason", "edited_params", "params_hash", "remember", "grant_scope",
+    ]
 
     func register(on group: RouterGroup<AppRequestContext>) {
         group.get("confirmations", use: inbox)
@@ -66,10 +68,19 @@ struct ConfirmationsController {
             }
             editedParams = edited
         }
-        return DecisionRequest(
+        var decision = DecisionRequest(
             kind: kind, reason: try body.string("reason", maxLength: 2000), editedParams: editedParams,
             paramsHash: try body.string("params_hash", maxLength: 128),
             remember: try body.oneOf("remember", Remember.self) ?? .once)
+        if let scope = try body.object("grant_scope") {
+            do {
+                decision.grantScope = try ValueMatcher.parseAll(scope)
+            } catch {
+                throw CountersignError.validation(
+                    "grant_scope: \(error.message).", details: ["field": .string(body.path + "grant_scope")])
+            }
+        }
+        return decision
     }
 
     @Sendable func decide(_ request: Request, context: AppRequestContext) async throws -> Response {
