@@ -55,6 +55,18 @@ public struct HTTPFetchTool: Tool {
 
     public func run(_ params: JSONValue, context: ToolContext) async -> ToolOutput {
         let requested = params["url"]?.stringValue ?? ""
+        do {
+            return try await OutboundHTTP.within(limits.timeout) {
+                try await fetch(requested, serverPorts: context.serverPorts)
+            }
+        } catch let error where OutboundHTTP.isTimeout(error) {
+            return .failure("Fetching \(requested) took longer than \(WebhookTool.seconds(limits.timeout)).")
+        } catch {
+            return .failure("Fetching \(requested) failed: \(error)")
+        }
+    }
+
+    private func fetch(_ requested: String, serverPorts: Set<Int>) async throws -> ToolOutput {
         let deadline = NIODeadline.now() + .milliseconds(Int64(limits.timeout * 1000))
         var url = requested
         var hops = 0
@@ -65,7 +77,7 @@ public struct HTTPFetchTool: Tool {
                 else { return .failure("Only http:// and https:// URLs can be fetched (got \(url)).") }
                 let port = parsed.port ?? (scheme == "https" ? 443 : 80)
                 if let refusal = FetchGuard.refusal(
-                    host: host, port: port, allowed: limits.allowedHosts, serverPorts: context.serverPorts)
+                    host: host, port: port, allowed: limits.allowedHosts, serverPorts: serverPorts)
                 {
                     return .failure("Fetching \(url) is not allowed: \(refusal).")
                 }
@@ -92,8 +104,8 @@ public struct HTTPFetchTool: Tool {
                     success: (200..<300).contains(code), content: content,
                     data: ["status": .int(Int64(code)), "url": .string(url), "truncated": .bool(truncated)])
             }
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            return .failure("Fetching \(requested) took longer than \(WebhookTool.seconds(limits.timeout)).")
+        } catch let error where OutboundHTTP.isTimeout(error) {
+            throw error
         } catch {
             return .failure("Fetching \(url) failed: \(error)")
         }
@@ -109,7 +121,8 @@ public enum FetchGuard {
     public static func refusal(host: String, port: Int, allowed: Set<String>, serverPorts: Set<Int>) -> String? {
         var name = host.lowercased()
         if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
-        if allowed.contains(name) || allowed.contains("\(name):\(port)") { return nil }
+        let written = host.lowercased()
+        if allowed.contains(name) || allowed.contains(written) || allowed.contains("\(written):\(port)") { return nil }
         if metadataHosts.contains(name) { return "\(host) is a cloud metadata service" }
         let addresses = resolve(name)
         if addresses.isEmpty { return nil }  // Let the HTTP client report the DNS failure.

@@ -83,11 +83,16 @@ public struct WebhookTool: Tool {
         }
         request.headers.replaceOrAdd(name: "User-Agent", value: "countersign-webhook/1")
         request.body = .bytes(ByteBuffer(string: params.canonicalString))
+        let prepared = request
+        let limit = configuration.maxResponseBytes
+        let timeout = configuration.timeout
         do {
-            let response = try await OutboundHTTP.client.execute(
-                request, timeout: .milliseconds(Int64(configuration.timeout * 1000)))
-            let (body, truncated) = try await OutboundHTTP.collect(response.body, limit: configuration.maxResponseBytes)
-            let code = Int(response.status.code)
+            let (code, body, truncated) = try await OutboundHTTP.within(timeout) {
+                let response = try await OutboundHTTP.client.execute(
+                    prepared, timeout: .milliseconds(Int64(timeout * 1000)))
+                let (body, truncated) = try await OutboundHTTP.collect(response.body, limit: limit)
+                return (Int(response.status.code), body, truncated)
+            }
             var text = body
             if truncated { text += "\n[response truncated at \(configuration.maxResponseBytes) bytes]" }
             var data: JSONValue = ["status": .int(Int64(code))]
@@ -97,7 +102,7 @@ public struct WebhookTool: Tool {
                     success: false, content: "\(configuration.name) answered HTTP \(code): \(text)", data: data)
             }
             return ToolOutput(success: true, content: text, data: data)
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+        } catch let error where OutboundHTTP.isTimeout(error) {
             return .failure(
                 "\(configuration.name) did not answer within \(Self.seconds(configuration.timeout)); it may or may "
                     + "not have acted. A retry carries the same Idempotency-Key.")
@@ -119,6 +124,30 @@ enum OutboundHTTP {
         eventLoopGroupProvider: .singleton,
         configuration: HTTPClient.Configuration(
             redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5)), decompression: .disabled))
+
+    struct TimedOut: Error {}
+
+    static func isTimeout(_ error: any Error) -> Bool {
+        if error is TimedOut { return true }
+        if let error = error as? HTTPClientError { return error == .deadlineExceeded || error == .readTimeout }
+        return false
+    }
+
+    /// Runs `operation` and cancels it when `seconds` pass first (the HTTP client's own
+    /// deadline covers the response head, not a body that stops arriving).
+    static func within<T: Sendable>(
+        _ seconds: TimeInterval, _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                throw TimedOut()
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
 
     /// Reads at most `limit` bytes of a body; says whether more was left unread.
     static func collect(_ body: HTTPClientResponse.Body, limit: Int) async throws -> (String, Bool) {
