@@ -12,6 +12,9 @@ import Yams
 /// instead of failing on its first message. See docs/configuration.md for every key.
 public struct AgentConfig: Sendable {
     public var agents: [Agent]
+    /// The `mcp_servers`, not yet started: ``ServerConfiguration/mcpServers`` starts and
+    /// supervises them. The agents that name their tools hold them as tool providers.
+    public var mcpServers: [MCPServerConnection] = []
     /// Things worth telling the operator that do not stop the server: sections of a later
     /// release (`mcp_servers`, `webhook_tools`), tool patterns that match nothing.
     public var warnings: [String]
@@ -22,6 +25,8 @@ public struct AgentConfig: Sendable {
         public var sleeper: any ProviderSleeper
         public var watchdogSleeper: any ProviderSleeper
         public var logger: Logger
+        /// Restart backoff, its sleeper and the logger of the MCP servers.
+        public var mcp = MCPServerConnection.Options()
 
         public init(
             sleeper: any ProviderSleeper = TaskSleeper(), watchdogSleeper: any ProviderSleeper = TaskSleeper(),
@@ -82,7 +87,7 @@ public struct AgentConfig: Sendable {
 }
 
 /// Reads the document into agents, collecting warnings.
-private struct Reader {
+struct Reader {
     let file: String
     let environment: [String: String]
     let options: AgentConfig.ProviderOptions
@@ -95,6 +100,8 @@ private struct Reader {
     }
 
     static let topKeys = ["version", "agents", "mcp_servers", "webhook_tools"]
+    /// The MCP servers read so far; agents' `tools` entries `<server>.…` name their tools.
+    var mcpServers: [MCPServerConnection] = []
     static let agentKeys = ["name", "description", "model", "instructions", "tools", "policy", "confirmation_ttl"]
     static let modelKeys = [
         "provider", "name", "base_url", "api_key_env", "api_key", "max_tokens", "temperature", "top_p", "stop",
@@ -109,7 +116,10 @@ private struct Reader {
         if let version = fields["version"], try version.int() != 1 {
             throw version.error("only version 1 is known")
         }
-        for section in ["mcp_servers", "webhook_tools"] {
+        if let node = fields["mcp_servers"], !node.isNull {
+            mcpServers = try readMCPServers(node)
+        }
+        for section in ["webhook_tools"] {
             guard let node = fields[section], !node.isNull else { continue }
             let names = try node.list().map { item -> String in
                 let entry = try item.mapping()
@@ -139,7 +149,7 @@ private struct Reader {
                 agents.append(agent)
             }
         }
-        return AgentConfig(agents: agents, warnings: warnings)
+        return AgentConfig(agents: agents, mcpServers: mcpServers, warnings: warnings)
     }
 
     // MARK: Agents
@@ -161,17 +171,24 @@ private struct Reader {
             case .mapping = choice.node, let forced = try choice.fields(["tool"])["tool"]
         {
             let name = try forced.string()
-            if !tools.contains(where: { $0.descriptor.name == name }) {
+            if !tools.contains(where: { $0.descriptor.name == name }), mcpServer(for: name) == nil {
                 throw forced.error("'\(name)' is not one of this agent's tools")
             }
         }
         let ttl = try fields["confirmation_ttl"].map { try $0.seconds() }
-        return Agent(
+        var agent = Agent(
             name: name, instructions: instructions, model: model, tools: tools, policy: policy, confirmationTTL: ttl)
+        agent.providedTools = mcpServers.compactMap { server in
+            let chosen = patterns.filter { mcpServer(for: $0) === server }
+            return chosen.isEmpty ? nil : ProvidedTools(provider: server, patterns: chosen)
+        }
+        return agent
     }
 
     /// The agent's tools, and the patterns it listed (`git.*`), which policies may name
-    /// too. Omitted: every built-in tool; `[]`: none.
+    /// too. Omitted: every built-in tool; `[]`: none. Entries `<server>.<tool>` or
+    /// `<server>.*` of a configured MCP server are patterns too: its tools are known only
+    /// once it runs.
     mutating func readTools(_ node: ConfigNode?, agentPath: String) throws -> ([any Tool], [String]) {
         let available = AgentConfig.builtInTools
         guard let node, !node.isNull else { return (available, []) }
@@ -182,7 +199,9 @@ private struct Reader {
         }
         for item in try node.list() {
             let name = try item.nonEmptyString()
-            if name.contains("*") || name.contains("?") {
+            if mcpServer(for: name) != nil {
+                if !patterns.contains(name) { patterns.append(name) }
+            } else if name.contains("*") || name.contains("?") {
                 patterns.append(name)
                 let matched = available.filter { Glob.matches($0.descriptor.name, pattern: name) }
                 if matched.isEmpty {
@@ -216,8 +235,9 @@ private struct Reader {
         let toolNames = tools.map(\.descriptor.name)
         func checkTool(_ name: String, at node: ConfigNode) throws {
             if toolNames.contains(name) || patterns.contains(where: { Glob.matches(name, pattern: $0) }) { return }
+            let known = toolNames + patterns
             throw node.error(
-                "'\(name)' is not one of this agent's tools (\(toolNames.isEmpty ? "none" : toolNames.joined(separator: ", ")))"
+                "'\(name)' is not one of this agent's tools (\(known.isEmpty ? "none" : known.joined(separator: ", ")))"
             )
         }
         for (key, value) in try node.mapping() {
