@@ -39,12 +39,12 @@ final class MCPChildProcess: Sendable {
         }
     }
 
-    private let stdin: Pipe
+    private let pipes: [Pipe]
     private let closed = Mutex(false)
     private let stderrTail: ErrorTail
 
-    private init(process: Process, stdin: Pipe, input: Int32, output: Int32, exit: OneShot<Ending>, tail: ErrorTail) {
-        self.stdin = stdin
+    private init(process: Process, pipes: [Pipe], input: Int32, output: Int32, exit: OneShot<Ending>, tail: ErrorTail) {
+        self.pipes = pipes
         self.input = FileDescriptor(rawValue: input)
         self.output = FileDescriptor(rawValue: output)
         processID = process.processIdentifier
@@ -115,7 +115,8 @@ final class MCPChildProcess: Sendable {
             }
             if !pending.isEmpty { tail.append(String(pending.prefix(500))) }
         }
-        return MCPChildProcess(process: process, stdin: stdin, input: input, output: output, exit: exit, tail: tail)
+        return MCPChildProcess(
+            process: process, pipes: [stdin, stdout, stderr], input: input, output: output, exit: exit, tail: tail)
     }
 
     /// The last lines the server wrote to stderr.
@@ -132,7 +133,7 @@ final class MCPChildProcess: Sendable {
             return !closed
         }
         if first {
-            try? stdin.fileHandleForWriting.close()
+            try? pipes[0].fileHandleForWriting.close()
             close(output.rawValue)
         }
         let exit = self.exit
@@ -143,7 +144,14 @@ final class MCPChildProcess: Sendable {
                 _ = await exit.wait()
             }
         }.value
-        if first { close(input.rawValue) }
+        if first {
+            close(input.rawValue)
+            // Foundation's own handles of all three pipes (those it has not closed).
+            for pipe in pipes {
+                try? pipe.fileHandleForReading.close()
+                try? pipe.fileHandleForWriting.close()
+            }
+        }
     }
 
     /// A command name → an executable path: with a `/`, relative to the working
