@@ -16,7 +16,7 @@ public struct AgentConfig: Sendable {
     /// supervises them. The agents that name their tools hold them as tool providers.
     public var mcpServers: [MCPServerConnection] = []
     /// Things worth telling the operator that do not stop the server: sections of a later
-    /// release (`mcp_servers`, `webhook_tools`), tool patterns that match nothing.
+    /// release (`webhook_tools`), tool patterns that match nothing.
     public var warnings: [String]
 
     /// How models built from the file reach their providers. Tests inject sleepers so

@@ -16,8 +16,12 @@ actor ChildProcessTransport: Transport {
     private var disconnected = false
 
     init(child: MCPChildProcess, logger: Logger) {
-        self.logger = logger
-        inner = StdioTransport(input: child.input, output: child.output, logger: logger)
+        // The SDK logs routine events (such as the end of a server's output) as notices;
+        // they are shown only when the operator asks for debug logs.
+        var quieter = logger
+        if quieter.logLevel > .debug { quieter.logLevel = max(quieter.logLevel, .warning) }
+        self.logger = quieter
+        inner = StdioTransport(input: child.input, output: child.output, logger: quieter)
         (messages, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
     }
 
