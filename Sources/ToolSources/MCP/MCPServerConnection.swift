@@ -252,6 +252,7 @@ public actor MCPServerConnection: ToolProvider, Service {
         let client = Client(name: "countersign", version: "1.0")
         let transport: any Transport
         var child: MCPChildProcess?
+        var http: StreamableHTTPTransport?
         switch config.endpoint {
         case .command(let argv, let environment, let workingDirectory):
             let spawned = try MCPChildProcess.launch(
@@ -265,11 +266,12 @@ public actor MCPServerConnection: ToolProvider, Service {
                 }
             }
         case .url(let url, let headers):
-            let http = StreamableHTTPTransport(
+            let reached = StreamableHTTPTransport(
                 url: url, headers: headers, requestTimeout: config.callTimeout + .seconds(10), logger: logger)
-            transport = http
+            transport = reached
+            http = reached
             Task {
-                if let reason = await http.closed.wait() { ended.fulfil(reason) }
+                if let reason = await reached.closed.wait() { ended.fulfil(reason) }
             }
         }
         let session = Session(id: id, client: client, child: child, ended: ended)
@@ -287,6 +289,8 @@ public actor MCPServerConnection: ToolProvider, Service {
         defer { watchdog.cancel() }
         do {
             try await client.connect(transport: transport)
+            // A list_changed sent before the server's stream is open would be lost.
+            _ = await http?.listening.wait(atMost: .seconds(5))
             let tools = try await listTools(client)
             if let reason = ended.value { throw MCPConnectionError(reason) }
             if stopping { throw MCPConnectionError("stopped while starting") }

@@ -28,6 +28,11 @@ actor StreamableHTTPTransport: Transport {
     nonisolated let logger: Logger
     /// Why the connection is no longer usable, once it is not.
     nonisolated let closed = OneShot<String>()
+    /// Whether the server's GET stream is open, once that is known: true when it
+    /// answered 200, false when the server has none (405) or it could not be opened.
+    /// Messages the server sends on its own before that are lost, so the tools are
+    /// listed only once it is known.
+    nonisolated let listening = OneShot<Bool>()
 
     private let url: String
     private let headers: [String: String]
@@ -171,8 +176,10 @@ actor StreamableHTTPTransport: Transport {
                 switch await self.listenOnce() {
                 case .unsupported:
                     self.logger.debug("MCP server has no GET stream (405)")
+                    self.listening.fulfil(false)
                     return
                 case .failed(let why):
+                    self.listening.fulfil(false)
                     if Task.isCancelled { return }
                     // The first stream may fail for reasons of its own; a reopened one
                     // that cannot even be opened means the server is gone.
@@ -204,7 +211,7 @@ actor StreamableHTTPTransport: Transport {
         }
         switch response.status.code {
         case 200..<300:
-            break
+            listening.fulfil(true)
         case 405:
             return .unsupported
         default:
