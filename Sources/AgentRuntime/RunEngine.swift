@@ -387,7 +387,7 @@ public final class RunEngine: Sendable {
         }
         configuration.failpoints.hit("before-model")
         let history = try await store.history(sessionID: session.id)
-        let tools = run.finalStepOnly ? [] : agent.tools.map(\.descriptor)
+        let tools = run.finalStepOnly ? [] : agent.availableTools.map(\.descriptor)
         let tokens = TokenBuffer(start: clock.now())
         let response = try await agent.model.respond(
             to: ModelRequest(instructions: agent.instructions, messages: history, tools: tools),
@@ -416,7 +416,7 @@ public final class RunEngine: Sendable {
                 call.status = .blocked
                 call.output = .failure(
                     "There is no tool named \(modelCall.name). Available tools: "
-                        + agent.tools.map(\.descriptor.name).joined(separator: ", ") + ".")
+                        + agent.availableTools.map(\.descriptor.name).joined(separator: ", ") + ".")
                 calls.append(call)
                 continue
             }

@@ -66,12 +66,39 @@ extension Tool {
     }
 }
 
+/// A source of tools that come and go while the server runs, such as an MCP server
+/// whose tool list changes. `currentTools` is read at every model step and gate.
+public protocol ToolProvider: Sendable {
+    var currentTools: [any Tool] { get }
+}
+
+/// The tools an agent takes from a provider: those whose names match one of `patterns`
+/// (exact names or globs such as `git.*`).
+public struct ProvidedTools: Sendable {
+    public var provider: any ToolProvider
+    public var patterns: [String]
+
+    public init(provider: any ToolProvider, patterns: [String]) {
+        self.provider = provider
+        self.patterns = patterns
+    }
+
+    public var tools: [any Tool] {
+        provider.currentTools.filter { tool in
+            patterns.contains { Glob.matches(tool.descriptor.name, pattern: $0) }
+        }
+    }
+}
+
 /// A named agent: a model, its instructions, its tools and its policy.
 public struct Agent: Sendable {
     public var name: String
     public var instructions: String
     public var model: any LanguageModel
+    /// Tools fixed when the agent is built.
     public var tools: [any Tool]
+    /// Tools taken from providers at the moment they are needed (see ``availableTools``).
+    public var providedTools: [ProvidedTools] = []
     public var policy: AgentPolicy
     /// Seconds a confirmation stays pending; nil uses the server's default.
     public var confirmationTTL: TimeInterval?
@@ -88,8 +115,19 @@ public struct Agent: Sendable {
         self.confirmationTTL = confirmationTTL
     }
 
+    /// The fixed tools, then the providers' current tools; a name is taken once, first wins.
+    public var availableTools: [any Tool] {
+        guard !providedTools.isEmpty else { return tools }
+        var all = tools
+        var names = Set(tools.map(\.descriptor.name))
+        for provided in providedTools {
+            for tool in provided.tools where names.insert(tool.descriptor.name).inserted { all.append(tool) }
+        }
+        return all
+    }
+
     public func tool(named name: String) -> (any Tool)? {
-        tools.first { $0.descriptor.name == name }
+        availableTools.first { $0.descriptor.name == name }
     }
 }
 

@@ -1,6 +1,7 @@
 import AgentRuntime
 import Foundation
 import GateCore
+import ToolSources
 
 /// Everything `countersign serve` can be told, with the defaults of SPEC §8.
 public struct ServerConfiguration: Sendable {
@@ -32,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     public var failpoints: Failpoints = .none
     /// Agents beside the built-in `demo`.
     public var agents: [Agent] = []
+    /// MCP servers (`mcp_servers` of the configuration file): `ServerRuntime.open`
+    /// connects them before the server listens, the application supervises them and
+    /// stops them on shutdown. The agents hold them as tool providers.
+    public var mcpServers: [MCPServerConnection] = []
     public var clock: any WallClock = SystemClock()
     /// Write the bootstrap admin key to this file (0600). Nil: `<database>.admin-key`.
     public var adminKeyFile: String?

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Storage
+import ToolSources
 
 /// The parts of a running Countersign: store, engine, notifier. `open` prepares them
 /// (migrations, first-start bootstrap, crash recovery); `application` wires the HTTP
@@ -35,6 +36,7 @@ public struct ServerRuntime: Sendable {
                 .unavailable, "The PostgreSQL store is not available in this build yet; use sqlite:PATH.")
         }
         try await store.migrate()
+        await startMCPServers(configuration.mcpServers)
         let clock = configuration.clock
         var agents = [DemoAgent.make()]
         agents.append(contentsOf: configuration.agents)
@@ -52,6 +54,16 @@ public struct ServerRuntime: Sendable {
         return ServerRuntime(
             configuration: configuration, store: store, engine: engine, bootstrapKey: key,
             bootstrapKeyFile: keyFile, recovered: recovered)
+    }
+
+    /// Connects every MCP server and lists its tools (in parallel, each within its
+    /// startup timeout) before the server listens and before interrupted runs resume. A
+    /// server that cannot be started is logged as a warning; the application's
+    /// supervisor keeps trying, and its tools are absent until it comes up.
+    static func startMCPServers(_ servers: [MCPServerConnection]) async {
+        await withTaskGroup(of: Void.self) { group in
+            for server in servers { group.addTask { await server.start() } }
+        }
     }
 
     /// On first start with an empty database: namespace `default` and one admin key,
@@ -101,7 +113,8 @@ public struct ServerRuntime: Sendable {
         return router
     }
 
-    /// The HTTP application with the expiry sweeper and the engine's drain on shutdown.
+    /// The HTTP application with the expiry sweeper and the engine's drain on shutdown,
+    /// and the MCP servers' supervisors (shut down after the sweeper drained the runs).
     public func application(
         logger: Logger = Logger(label: "countersign"),
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
@@ -110,7 +123,8 @@ public struct ServerRuntime: Sendable {
             router: router(),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "countersign"),
-            services: [ExpirySweeper(engine: engine, interval: configuration.sweepInterval, logger: logger)],
+            services: configuration.mcpServers.map { $0 as any Service }
+                + [ExpirySweeper(engine: engine, interval: configuration.sweepInterval, logger: logger)],
             onServerRunning: { [engine] channel in
                 if let port = channel.localAddress?.port { engine.addServerPort(port) }
                 await onServerRunning(channel)

@@ -122,7 +122,11 @@ struct Serve: AsyncParsableCommand {
         // Not `setting(config, …, nil)`: with an optional fallback the flag's nil is
         // wrapped as `.some(nil)` and the environment variable would never be read.
         let file = try setting(config, "COUNTERSIGN_CONFIG", "") { $0 }
-        if !file.isEmpty { configuration.agents = try loadAgents(file: file, logger: logger) }
+        if !file.isEmpty {
+            let loaded = try loadAgents(file: file, logger: logger)
+            configuration.agents = loaded.agents
+            configuration.mcpServers = loaded.mcpServers
+        }
         let runtime = try await ServerRuntime.open(configuration, logger: logger)
         if let key = runtime.bootstrapKey {
             printFlushed(
@@ -150,13 +154,15 @@ struct Serve: AsyncParsableCommand {
 /// Loads the agents of `--config FILE`. A bad file stops the server before it starts:
 /// the error (file, line, path inside the file, what is wrong) goes to stderr and the
 /// exit status is 78 (EX_CONFIG).
-func loadAgents(file: String, logger: Logger) throws -> [Agent] {
+func loadAgents(file: String, logger: Logger) throws -> AgentConfig {
     do {
-        let loaded = try AgentConfig.load(file: file)
+        var options = AgentConfig.ProviderOptions()
+        options.mcp.logger = logger
+        let loaded = try AgentConfig.load(file: file, options: options)
         for warning in loaded.warnings { logger.warning("\(warning)") }
         logger.info(
             "loaded agents from \(file)", metadata: ["agents": "\(loaded.agents.map(\.name).joined(separator: ", "))"])
-        return loaded.agents
+        return loaded
     } catch let error as ConfigError {
         FileHandle.standardError.write(Data("countersign: configuration error: \(error)\n".utf8))
         throw ExitCode(78)

@@ -16,14 +16,18 @@ public struct AgentConfig: Sendable {
     public var webhookTools: [WebhookTool] = []
     /// The `http_fetch` section: limits of the `http_fetch` tool of the file's agents.
     public var fetchLimits = HTTPFetchTool.Limits()
-    /// Things worth telling the operator that do not stop the server: sections of a later
-    /// release (`mcp_servers`, `webhook_tools`), tool patterns that match nothing.
+    /// The `mcp_servers`, not yet started: ``ServerConfiguration/mcpServers`` starts and
+    /// supervises them. The agents that name their tools hold them as tool providers.
+    public var mcpServers: [MCPServerConnection] = []
+    /// Things worth telling the operator that do not stop the server, such as tool
+    /// patterns that match nothing.
     public var warnings: [String]
 
     public init(
         agents: [Agent], webhookTools: [WebhookTool] = [], fetchLimits: HTTPFetchTool.Limits = .init(),
-        warnings: [String]
+        mcpServers: [MCPServerConnection] = [], warnings: [String]
     ) {
+        self.mcpServers = mcpServers
         self.agents = agents
         self.webhookTools = webhookTools
         self.fetchLimits = fetchLimits
@@ -36,6 +40,8 @@ public struct AgentConfig: Sendable {
         public var sleeper: any ProviderSleeper
         public var watchdogSleeper: any ProviderSleeper
         public var logger: Logger
+        /// Restart backoff, its sleeper and the logger of the MCP servers.
+        public var mcp = MCPServerConnection.Options()
 
         public init(
             sleeper: any ProviderSleeper = TaskSleeper(), watchdogSleeper: any ProviderSleeper = TaskSleeper(),
@@ -96,7 +102,7 @@ public struct AgentConfig: Sendable {
 }
 
 /// Reads the document into agents, collecting warnings.
-private struct Reader {
+struct Reader {
     let file: String
     let environment: [String: String]
     let options: AgentConfig.ProviderOptions
@@ -116,6 +122,8 @@ private struct Reader {
     static let fetchKeys = ["max_bytes", "timeout", "max_redirects", "allow_hosts"]
     var webhookTools: [WebhookTool] = []
     var fetchLimits = HTTPFetchTool.Limits()
+    /// The MCP servers read so far; agents' `tools` entries `<server>.…` name their tools.
+    var mcpServers: [MCPServerConnection] = []
 
     /// The tools agents of this file may name.
     var availableTools: [any Tool] {
@@ -148,19 +156,8 @@ private struct Reader {
                 webhookTools.append(tool)
             }
         }
-        for section in ["mcp_servers"] {
-            guard let node = fields[section], !node.isNull else { continue }
-            let names = try node.list().map { item -> String in
-                let entry = try item.mapping()
-                guard let name = entry.first(where: { $0.key == "name" })?.value else {
-                    throw item.error("each entry needs a name")
-                }
-                return try name.nonEmptyString()
-            }
-            let what = section == "mcp_servers" ? "MCP servers" : "webhook tools"
-            warnings.append(
-                "\(file): \(section) (\(names.joined(separator: ", "))) ignored: \(what) are not supported by this "
-                    + "build yet; their tools are not available to any agent")
+        if let node = fields["mcp_servers"], !node.isNull {
+            mcpServers = try readMCPServers(node)
         }
         var agents: [Agent] = []
         var names: [String: String] = [:]
@@ -179,7 +176,8 @@ private struct Reader {
             }
         }
         return AgentConfig(
-            agents: agents, webhookTools: webhookTools, fetchLimits: fetchLimits, warnings: warnings)
+            agents: agents, webhookTools: webhookTools, fetchLimits: fetchLimits, mcpServers: mcpServers,
+            warnings: warnings)
     }
 
     // MARK: Tools
@@ -276,17 +274,24 @@ private struct Reader {
             case .mapping = choice.node, let forced = try choice.fields(["tool"])["tool"]
         {
             let name = try forced.string()
-            if !tools.contains(where: { $0.descriptor.name == name }) {
+            if !tools.contains(where: { $0.descriptor.name == name }), mcpServer(for: name) == nil {
                 throw forced.error("'\(name)' is not one of this agent's tools")
             }
         }
         let ttl = try fields["confirmation_ttl"].map { try $0.seconds() }
-        return Agent(
+        var agent = Agent(
             name: name, instructions: instructions, model: model, tools: tools, policy: policy, confirmationTTL: ttl)
+        agent.providedTools = mcpServers.compactMap { server in
+            let chosen = patterns.filter { mcpServer(for: $0) === server }
+            return chosen.isEmpty ? nil : ProvidedTools(provider: server, patterns: chosen)
+        }
+        return agent
     }
 
     /// The agent's tools, and the patterns it listed (`git.*`), which policies may name
-    /// too. Omitted: every built-in tool; `[]`: none.
+    /// too. Omitted: every built-in tool; `[]`: none. Entries `<server>.<tool>` or
+    /// `<server>.*` of a configured MCP server are patterns too: its tools are known only
+    /// once it runs.
     mutating func readTools(_ node: ConfigNode?, agentPath: String) throws -> ([any Tool], [String]) {
         let available = availableTools
         guard let node, !node.isNull else { return (available, []) }
@@ -297,13 +302,15 @@ private struct Reader {
         }
         for item in try node.list() {
             let name = try item.nonEmptyString()
-            if name.contains("*") || name.contains("?") {
+            if mcpServer(for: name) != nil {
+                if !patterns.contains(name) { patterns.append(name) }
+            } else if name.contains("*") || name.contains("?") {
                 patterns.append(name)
                 let matched = available.filter { Glob.matches($0.descriptor.name, pattern: name) }
                 if matched.isEmpty {
                     warnings.append(
-                        "\(file): \(item.path): '\(name)' matches no available tool (MCP tools are not "
-                            + "supported by this build yet)")
+                        "\(file): \(item.path): '\(name)' matches no built-in or webhook tool and names no "
+                            + "MCP server of this file")
                 }
                 matched.forEach(add)
             } else if let tool = available.first(where: { $0.descriptor.name == name }) {
@@ -331,8 +338,9 @@ private struct Reader {
         let toolNames = tools.map(\.descriptor.name)
         func checkTool(_ name: String, at node: ConfigNode) throws {
             if toolNames.contains(name) || patterns.contains(where: { Glob.matches(name, pattern: $0) }) { return }
+            let known = toolNames + patterns
             throw node.error(
-                "'\(name)' is not one of this agent's tools (\(toolNames.isEmpty ? "none" : toolNames.joined(separator: ", ")))"
+                "'\(name)' is not one of this agent's tools (\(known.isEmpty ? "none" : known.joined(separator: ", ")))"
             )
         }
         for (key, value) in try node.mapping() {
