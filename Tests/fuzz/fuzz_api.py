@@ -84,7 +84,11 @@ SEMANTIC_400 = {
     "createNamespace": "namespace names are unique; an existing name is 400",
     "createKey": "expires_at must be in the future",
     "decideConfirmation": ("edited_params must match the tool's input schema; remember=session is refused "
-                           "for destructive tools"),
+                           "for destructive tools; grant_scope must cover the approved call, its regexes "
+                           "must compile and a range's min must not exceed its max"),
+    "decideBatch": "every item is checked like decideConfirmation before any is decided",
+    "explainPolicy": ("agent and tool must name a configured agent and one of its tools; with session_id, "
+                      "agent (if given) must be the session's agent"),
 }
 
 # ---------------------------------------------------------------------------------
