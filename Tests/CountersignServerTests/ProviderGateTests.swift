@@ -6,6 +6,7 @@ import Foundation
 import GateCore
 import ModelProviders
 import Testing
+import ToolSources
 
 /// The recorded provider exchanges of Tests/ModelProvidersTests/Fixtures.
 enum ProviderFixtures {
@@ -409,8 +410,12 @@ struct StreamingModel: LanguageModel {
         let end = try #require(text.range(of: "```", range: start.upperBound..<text.endIndex))
         let config = try loadConfig(
             String(text[start.upperBound..<end.lowerBound]),
-            environment: ["OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-ant-x"])
+            environment: ["OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-ant-x", "INVOICE_TOKEN": "t"])
         #expect(config.agents.map(\.name) == ["writer", "reviewer", "local", "offline"])
+        #expect(config.webhookTools.map(\.descriptor.name) == ["send_invoice"])
+        #expect(config.agents[3].tools.map(\.descriptor.name) == ["write_file", "read_file", "send_invoice"])
+        #expect(config.agents[3].policy.rules.map(\.id) == ["big-invoices", "test-customers"])
+        #expect(config.fetchLimits == HTTPFetchTool.Limits())
         #expect(config.agents[0].policy.rules.map(\.id) == ["rules[0]", "no-secrets"])
         #expect(config.agents[0].confirmationTTL == 600)
         #expect(config.warnings.isEmpty, "\(config.warnings)")
