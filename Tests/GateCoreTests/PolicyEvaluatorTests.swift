@@ -261,3 +261,96 @@ struct PolicyEvaluatorTests {
         #expect(!AgentPolicy().allowsGrant(toolName: "delete_draft", flags: destructiveTool))
     }
 }
+
+@Suite struct ValueMatcherTests {
+    @Test(
+        "regex must match the whole string value",
+        arguments: [
+            ("drafts/.*", "drafts/a.txt", true),
+            ("drafts/.*", "../drafts/a.txt", false),
+            ("drafts/.*", "drafts/a.txt\n", false),
+            ("KY[0-9]+", "KY42", true),
+            ("KY[0-9]+", "DEKY42", false),
+            ("a|b", "a", true),
+            ("a|b", "ab", false),
+            (".*\\.env", "config/prod.env", true),
+        ])
+    func regexMatchesWholeValue(pattern: String, value: String, matches: Bool) {
+        #expect(ValueMatcher.regex(pattern).matches(.string(value)) == matches)
+    }
+
+    @Test("regex never matches non-strings or a missing argument")
+    func regexNeedsAString() {
+        #expect(!ValueMatcher.regex("4.*").matches(42))
+        #expect(!ValueMatcher.regex(".*").matches(nil))
+    }
+
+    @Test(
+        "every matcher round-trips through its JSON shape",
+        arguments: [
+            ValueMatcher.equals(["a": 1]), .equals("x"), .prefix("notes/"), .glob("*.md"), .regex("[a-z]+"),
+            .range(min: 1, max: nil), .range(min: nil, max: 9.5), .range(min: -1, max: 1),
+        ])
+    func roundTrip(matcher: ValueMatcher) throws {
+        #expect(try ValueMatcher.parse(matcher.json) == matcher)
+    }
+
+    @Test(
+        "bad matchers are refused with a message",
+        arguments: [
+            (#"{"regex": "("}"#, "not a valid regular expression"),
+            (#"{"prefix": 3}"#, "prefix must be a string"),
+            (#"{"min": 5, "max": 1}"#, "greater than max"),
+            (#"{"min": "5"}"#, "min must be a number"),
+            (#"{"prefix": "a", "glob": "b"}"#, "one matcher per argument"),
+            (#"{"prefx": "a"}"#, "unknown matcher 'prefx'"),
+            ("{}", "expected a matcher"),
+        ])
+    func badMatchers(json: String, message: String) throws {
+        let value = try JSONValue.parse(json)
+        #expect {
+            try ValueMatcher.parse(value)
+        } throws: { error in
+            (error as? MatcherError)?.message.contains(message) == true
+        }
+    }
+
+    @Test("a plain value means equals; parseAll names the argument")
+    func plainValuesAndArgumentNames() throws {
+        #expect(try ValueMatcher.parse(42) == .equals(42))
+        #expect(try ValueMatcher.parseAll(["path": ["prefix": "a/"]]) == ["path": .prefix("a/")])
+        #expect {
+            try ValueMatcher.parseAll(["path": ["regex": "("]])
+        } throws: { error in
+            (error as? MatcherError)?.message.hasPrefix("path: ") == true
+        }
+    }
+}
+
+@Suite struct PolicyExplanationTests {
+    @Test("explain names the source, the rule and the reason")
+    func sources() {
+        let policy = AgentPolicy(
+            tools: ["append_file": .confirmIfTainted],
+            rules: [PolicyRule(id: "drafts", tool: "write_file", when: ["path": .prefix("drafts/")], policy: .auto)])
+        let rule = PolicyEvaluator.explain(
+            toolName: "write_file", flags: ToolFlags(effect: .write), params: ["path": "drafts/a"], policy: policy,
+            tainted: false, granted: false)
+        #expect(rule.source == .rule && rule.ruleID == "drafts" && rule.decision == .run(.policy))
+        #expect(rule.reason.contains("Rule drafts"))
+        let byDefault = PolicyEvaluator.explain(
+            toolName: "write_file", flags: ToolFlags(effect: .write), params: ["path": "x"], policy: policy,
+            tainted: false, granted: false)
+        #expect(byDefault.source == .default && byDefault.policy == .confirm)
+        #expect(byDefault.decision == .confirm(.always, ruleID: nil))
+        let tainted = PolicyEvaluator.explain(
+            toolName: "append_file", flags: ToolFlags(effect: .write), params: [:], policy: policy, tainted: true,
+            granted: false)
+        #expect(tainted.source == .tool && tainted.decision == .confirm(.tainted, ruleID: nil))
+        #expect(tainted.reason.contains("tainted"))
+        let granted = PolicyEvaluator.explain(
+            toolName: "append_file", flags: ToolFlags(effect: .write), params: [:], policy: policy, tainted: true,
+            granted: true)
+        #expect(granted.decision == .run(.grant))
+    }
+}
