@@ -26,7 +26,15 @@ import Testing
         let environment = ProcessInfo.processInfo.environment
         let long = environment["COUNTERSIGN_HARNESS_LONG"] == "1"
         let seed = environment["COUNTERSIGN_HARNESS_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
-        return long ? Plan(sessions: 40, cycles: 50, seed: seed) : Plan(sessions: 6, cycles: 4, seed: seed)
+        var plan = long ? Plan(sessions: 40, cycles: 50, seed: seed) : Plan(sessions: 6, cycles: 4, seed: seed)
+        // Other sizes for a long run that fits the time at hand.
+        if let sessions = environment["COUNTERSIGN_HARNESS_SESSIONS"].flatMap(Int.init), sessions > 0 {
+            plan = Plan(sessions: sessions, cycles: plan.cycles, seed: seed)
+        }
+        if let cycles = environment["COUNTERSIGN_HARNESS_CYCLES"].flatMap(Int.init), cycles > 0 {
+            plan = Plan(sessions: plan.sessions, cycles: cycles, seed: seed)
+        }
+        return plan
     }
 
     /// The harness polls hard; rate limits are not what it tests.
