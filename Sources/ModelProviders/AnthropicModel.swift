@@ -245,7 +245,7 @@ struct AnthropicStreamAssembler: Sendable {
         self.label = label
     }
 
-    mutating func apply(_ event: ServerSentEvent) throws -> String? {
+    mutating func apply(_ event: SSEEvent) throws -> String? {
         guard !event.data.isEmpty else { return nil }
         guard let data = try? JSONValue.parse(event.data) else {
             throw CountersignError(.unavailable, "The model provider (\(label)) sent a stream event that is not JSON.")

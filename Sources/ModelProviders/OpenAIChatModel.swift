@@ -250,7 +250,7 @@ struct OpenAIStreamAssembler: Sendable {
     }
 
     /// Applies one SSE event; returns the text it adds.
-    mutating func apply(_ event: ServerSentEvent) throws -> String? {
+    mutating func apply(_ event: SSEEvent) throws -> String? {
         let data = event.data.trimmingCharacters(in: .whitespaces)
         if data == "[DONE]" {
             done = true

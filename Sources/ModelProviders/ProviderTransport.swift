@@ -118,12 +118,12 @@ public struct ProviderTransport: Sendable {
     /// folds each event into `state` as it completes. Returns the final state.
     public func readEvents<State: Sendable>(
         _ response: HTTPClientResponse, into initial: State,
-        _ onEvent: @escaping @Sendable (inout State, ServerSentEvent) async throws -> Void
+        _ onEvent: @escaping @Sendable (inout State, SSEEvent) async throws -> Void
     ) async throws -> State {
         do {
             return try await withIdleTimeout(timeouts.idle, sleeper: watchdogSleeper) { activity in
                 var state = initial
-                var decoder = ServerSentEventDecoder()
+                var decoder = SSEDecoder()
                 for try await chunk in response.body {
                     activity.touch()
                     for event in decoder.feed(chunk.readableBytesView) {

@@ -193,9 +193,9 @@ import Testing
 
     @Test func doneAndBlankEventsAreIgnored() throws {
         var assembler = OpenAIStreamAssembler(label: "test")
-        #expect(try assembler.apply(ServerSentEvent(data: "[DONE]")) == nil)
+        #expect(try assembler.apply(SSEEvent(data: "[DONE]")) == nil)
         #expect(assembler.done)
-        #expect(throws: CountersignError.self) { try assembler.apply(ServerSentEvent(data: "{not json")) }
+        #expect(throws: CountersignError.self) { try assembler.apply(SSEEvent(data: "{not json")) }
     }
 
     // MARK: History mapping

@@ -92,14 +92,14 @@ func tool(_ connection: MCPServerConnection, _ name: String) throws -> any Agent
 
     @Test func eventStreamDecoderKeepsIDsAndSplitsAnywhere() {
         let body = Array("id: 7\r\nevent: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n: ping\n\ndata: x\n".utf8)
-        var decoder = MCPEventStreamDecoder()
-        var events: [MCPStreamEvent] = []
+        var decoder = SSEDecoder()
+        var events: [SSEEvent] = []
         for byte in body { events += decoder.feed([byte]) }
         events += decoder.finish()
         #expect(
             events == [
-                MCPStreamEvent(id: "7", event: "message", data: "{\"a\":\n1}"),
-                MCPStreamEvent(id: nil, event: nil, data: "x"),
+                SSEEvent(id: "7", event: "message", data: "{\"a\":\n1}"),
+                SSEEvent(id: nil, event: nil, data: "x"),
             ])
         #expect(decoder.lastEventID == "7")
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GateCore
 import Logging
 import MCP
 import NIOCore
@@ -124,7 +125,7 @@ actor StreamableHTTPTransport: Transport {
     private func readBody(of response: HTTPClientResponse) async throws {
         let type = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
         if type.hasPrefix("text/event-stream") {
-            var decoder = MCPEventStreamDecoder()
+            var decoder = SSEDecoder()
             for try await chunk in response.body {
                 for event in decoder.feed(chunk.readableBytesView) { deliver(event.data) }
             }
@@ -217,7 +218,7 @@ actor StreamableHTTPTransport: Transport {
         default:
             return .failed("the server's stream answered HTTP \(response.status.code)")
         }
-        var decoder = MCPEventStreamDecoder()
+        var decoder = SSEDecoder()
         do {
             for try await chunk in response.body {
                 for event in decoder.feed(chunk.readableBytesView) { deliver(event.data) }

@@ -1,11 +1,14 @@
 /// One event of a `text/event-stream` body.
-public struct ServerSentEvent: Sendable, Equatable {
+public struct SSEEvent: Sendable, Equatable {
+    /// The `id:` field, nil when the event had none.
+    public var id: String?
     /// The `event:` field; nil when the event had none (the default type, `message`).
     public var event: String?
     /// The `data:` lines joined with `\n`.
     public var data: String
 
-    public init(event: String? = nil, data: String) {
+    public init(id: String? = nil, event: String? = nil, data: String) {
+        self.id = id
         self.event = event
         self.data = data
     }
@@ -14,20 +17,26 @@ public struct ServerSentEvent: Sendable, Equatable {
 /// An incremental decoder of the SSE wire format (the WHATWG `text/event-stream`
 /// grammar): bytes arrive in chunks cut anywhere — inside a line, inside a UTF-8
 /// sequence, between `\r` and `\n` — and complete events come out. Comments (`: ping`)
-/// and `id:`/`retry:` fields are skipped; the providers do not use them.
-public struct ServerSentEventDecoder: Sendable {
+/// and `retry:` are skipped; `id:` is kept (a client that reopens a stream sends the last
+/// one back as `Last-Event-ID`). Model providers and MCP's Streamable HTTP transport
+/// both read their streams with it.
+public struct SSEDecoder: Sendable {
     private var line: [UInt8] = []
     private var dataLines: [String] = []
     private var eventName: String?
+    private var eventID: String?
     private var hasData = false
     /// A `\r` ended the last line; a `\n` right after it belongs to the same line end.
     private var afterCarriageReturn = false
 
+    /// The id of the last event that carried one.
+    public private(set) var lastEventID: String?
+
     public init() {}
 
     /// Feeds bytes; returns the events they complete.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) -> [ServerSentEvent] {
-        var events: [ServerSentEvent] = []
+    public mutating func feed(_ bytes: some Sequence<UInt8>) -> [SSEEvent] {
+        var events: [SSEEvent] = []
         for byte in bytes {
             if afterCarriageReturn {
                 afterCarriageReturn = false
@@ -48,27 +57,24 @@ public struct ServerSentEventDecoder: Sendable {
 
     /// At the end of the body: an event whose blank line never came is still delivered
     /// (some servers close the stream right after the last `data:` line).
-    public mutating func finish() -> [ServerSentEvent] {
-        var events: [ServerSentEvent] = []
+    public mutating func finish() -> [SSEEvent] {
+        var events: [SSEEvent] = []
         if !line.isEmpty, let event = endLine() { events.append(event) }
         if let event = dispatch() { events.append(event) }
         return events
     }
 
-    private mutating func endLine() -> ServerSentEvent? {
+    private mutating func endLine() -> SSEEvent? {
         defer { line.removeAll(keepingCapacity: true) }
         if line.isEmpty { return dispatch() }
         if line.first == UInt8(ascii: ":") { return nil }
         let text = String(decoding: line, as: UTF8.self)
-        let field: Substring
-        var value: Substring
+        var field = Substring(text)
+        var value: Substring = ""
         if let colon = text.firstIndex(of: ":") {
             field = text[..<colon]
             value = text[text.index(after: colon)...]
             if value.first == " " { value = value.dropFirst() }
-        } else {
-            field = text[...]
-            value = ""
         }
         switch field {
         case "data":
@@ -76,19 +82,23 @@ public struct ServerSentEventDecoder: Sendable {
             hasData = true
         case "event":
             eventName = String(value)
+        case "id" where !value.contains("\0"):
+            eventID = String(value)
+            lastEventID = String(value)
         default:
             break
         }
         return nil
     }
 
-    private mutating func dispatch() -> ServerSentEvent? {
+    private mutating func dispatch() -> SSEEvent? {
         defer {
             dataLines.removeAll()
             eventName = nil
+            eventID = nil
             hasData = false
         }
         guard hasData else { return nil }
-        return ServerSentEvent(event: eventName, data: dataLines.joined(separator: "\n"))
+        return SSEEvent(id: eventID, event: eventName, data: dataLines.joined(separator: "\n"))
     }
 }
