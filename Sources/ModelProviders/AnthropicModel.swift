@@ -75,38 +75,12 @@ public struct AnthropicModel: LanguageModel {
     {
         let names = ToolNameMap(request.tools.map(\.name))
         let body = requestBody(for: request, names: names)
-        let transport = provider.transport
-        let stream = settings.stream
-        let label = transport.label
-        let (response, used) = try await transport.post(
-            url: provider.messagesURL, headers: provider.requestHeaders(), body: body
-        ) { response -> (ModelResponse, ModelUsage) in
-            let contentType = response.headers.first(name: "content-type")?.lowercased() ?? ""
-            if stream, contentType.contains("text/event-stream") {
-                let assembled = try await transport.readEvents(response, into: AnthropicStreamAssembler(label: label)) {
-                    assembler, event in
-                    if let delta = try assembler.apply(event), !delta.isEmpty { await onToken(delta) }
-                }
-                guard assembled.stopped || assembled.stopReason != nil else {
-                    throw CountersignError(
-                        .unavailable, "The model provider (\(label)) ended its stream before the answer was complete.")
-                }
-                return (assembled.response(names: names), assembled.usage)
-            }
-            let buffer = try await transport.readBody(response)
-            let (whole, used) = try AnthropicModel.parseMessage(
-                Data(buffer.readableBytesView), names: names, label: label)
-            if !whole.text.isEmpty { await onToken(whole.text) }
-            return (whole, used)
-        }
-        usage.record(used)
-        transport.logger.debug(
-            "model step",
-            metadata: [
-                "model": "\(name)", "input_tokens": "\(used.inputTokens)", "output_tokens": "\(used.outputTokens)",
-                "tool_calls": "\(response.toolCalls.count)",
-            ])
-        return response
+        let label = provider.transport.label
+        return try await provider.transport.respond(
+            model: name, url: provider.messagesURL, headers: provider.requestHeaders(), body: body,
+            stream: settings.stream,
+            names: names, assembler: AnthropicStreamAssembler(label: label), usage: usage,
+            parseWhole: { data in try AnthropicModel.parseMessage(data, names: names, label: label) }, onToken: onToken)
     }
 
     // MARK: Request
@@ -228,7 +202,9 @@ public struct AnthropicModel: LanguageModel {
 /// from `text_delta`, tool input from the `partial_json` pieces of `input_json_delta`
 /// (the `input` of `content_block_start` when no piece came), usage from
 /// `message_start` and `message_delta`. An `error` event is thrown with its message.
-struct AnthropicStreamAssembler: Sendable {
+struct AnthropicStreamAssembler: StreamAssembler {
+    var isComplete: Bool { stopped || stopReason != nil }
+
     enum Block: Sendable {
         case text(String)
         case toolUse(id: String, name: String, json: String, initial: JSONValue)

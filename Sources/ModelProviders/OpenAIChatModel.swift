@@ -75,38 +75,13 @@ public struct OpenAIChatModel: LanguageModel {
     {
         let names = ToolNameMap(request.tools.map(\.name))
         let body = requestBody(for: request, names: names)
-        let transport = provider.transport
-        let stream = settings.stream
-        let label = transport.label
-        let (response, used) = try await transport.post(
-            url: provider.chatCompletionsURL, headers: provider.requestHeaders(), body: body
-        ) { response -> (ModelResponse, ModelUsage) in
-            let contentType = response.headers.first(name: "content-type")?.lowercased() ?? ""
-            if stream, contentType.contains("text/event-stream") {
-                let assembled = try await transport.readEvents(response, into: OpenAIStreamAssembler(label: label)) {
-                    assembler, event in
-                    if let delta = try assembler.apply(event), !delta.isEmpty { await onToken(delta) }
-                }
-                guard assembled.done || assembled.finishReason != nil else {
-                    throw CountersignError(
-                        .unavailable, "The model provider (\(label)) ended its stream before the answer was complete.")
-                }
-                return (assembled.response(names: names), assembled.usage)
-            }
-            let buffer = try await transport.readBody(response)
-            let (whole, used) = try OpenAIChatModel.parseCompletion(
-                Data(buffer.readableBytesView), names: names, label: label)
-            if !whole.text.isEmpty { await onToken(whole.text) }
-            return (whole, used)
-        }
-        usage.record(used)
-        transport.logger.debug(
-            "model step",
-            metadata: [
-                "model": "\(name)", "input_tokens": "\(used.inputTokens)",
-                "output_tokens": "\(used.outputTokens)", "tool_calls": "\(response.toolCalls.count)",
-            ])
-        return response
+        let label = provider.transport.label
+        return try await provider.transport.respond(
+            model: name, url: provider.chatCompletionsURL, headers: provider.requestHeaders(), body: body,
+            stream: settings.stream,
+            names: names, assembler: OpenAIStreamAssembler(label: label), usage: usage,
+            parseWhole: { data in try OpenAIChatModel.parseCompletion(data, names: names, label: label) },
+            onToken: onToken)
     }
 
     // MARK: Request
@@ -229,7 +204,9 @@ public struct OpenAIChatModel: LanguageModel {
 /// first delta of an index, the arguments in pieces after it — and come out in the order
 /// they began (which is index order). A server that reuses an index for a call with a new id (seen with some
 /// compatible servers) gets a new slot.
-struct OpenAIStreamAssembler: Sendable {
+struct OpenAIStreamAssembler: StreamAssembler {
+    var isComplete: Bool { done || finishReason != nil }
+
     struct PartialCall: Sendable {
         var id: String
         var name: String

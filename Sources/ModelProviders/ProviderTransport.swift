@@ -1,3 +1,4 @@
+import AgentRuntime
 import AsyncHTTPClient
 import Foundation
 import GateCore
@@ -265,5 +266,56 @@ extension Duration {
     var seconds: String {
         let value = Double(nanoseconds) / 1e9
         return value == value.rounded() ? String(Int64(value)) : String(value)
+    }
+}
+
+/// What assembles one provider's streamed answer from its SSE events.
+protocol StreamAssembler: Sendable {
+    /// Applies one event; returns the text delta it carried, if any.
+    mutating func apply(_ event: SSEEvent) throws -> String?
+    /// The provider said the answer is complete (a stop reason or its end marker).
+    var isComplete: Bool { get }
+    var usage: ModelUsage { get }
+    func response(names: ToolNameMap) -> ModelResponse
+}
+
+extension ProviderTransport {
+    /// One model step against a provider: POSTs `body`, reads a streamed answer through
+    /// `assembler` (text deltas go to `onToken` as they arrive) or a whole one through
+    /// `parseWhole`, and logs the usage. Shared by the OpenAI-compatible and Anthropic
+    /// models, which differ only in their URLs, bodies and parsers.
+    func respond<Assembler: StreamAssembler>(
+        model: String, url: String, headers: HTTPHeaders, body: JSONValue, stream: Bool, names: ToolNameMap,
+        assembler: Assembler, usage meter: UsageMeter,
+        parseWhole: @escaping @Sendable (Data) throws -> (ModelResponse, ModelUsage),
+        onToken: @escaping @Sendable (String) async -> Void
+    ) async throws -> ModelResponse {
+        let label = self.label
+        let (response, used) = try await post(url: url, headers: headers, body: body) {
+            response -> (ModelResponse, ModelUsage) in
+            let contentType = response.headers.first(name: "content-type")?.lowercased() ?? ""
+            if stream, contentType.contains("text/event-stream") {
+                let assembled = try await self.readEvents(response, into: assembler) { assembler, event in
+                    if let delta = try assembler.apply(event), !delta.isEmpty { await onToken(delta) }
+                }
+                guard assembled.isComplete else {
+                    throw CountersignError(
+                        .unavailable, "The model provider (\(label)) ended its stream before the answer was complete.")
+                }
+                return (assembled.response(names: names), assembled.usage)
+            }
+            let buffer = try await self.readBody(response)
+            let (whole, used) = try parseWhole(Data(buffer.readableBytesView))
+            if !whole.text.isEmpty { await onToken(whole.text) }
+            return (whole, used)
+        }
+        meter.record(used)
+        logger.debug(
+            "model step",
+            metadata: [
+                "model": "\(model)", "input_tokens": "\(used.inputTokens)", "output_tokens": "\(used.outputTokens)",
+                "tool_calls": "\(response.toolCalls.count)",
+            ])
+        return response
     }
 }
