@@ -301,3 +301,39 @@ enum ConfirmationQuestion {
         return "Should I do these \(phrases.count) things: " + phrases.joined(separator: "; ") + "?"
     }
 }
+
+/// The error of a seed wire format that reports errors as `{code, message}` with its own
+/// codes (Murph, Sigmic). The format's controller maps native errors with `from(_:)` and
+/// renders the body with its envelope.
+protocol CompatFailure: Error {
+    var status: HTTPResponse.Status { get }
+    var code: String { get }
+    var message: String { get }
+    init(status: HTTPResponse.Status, code: String, message: String)
+    static func from(_ error: CountersignError) -> Self
+}
+
+extension CompatFailure {
+    /// Runs a handler of the format named `api`: what it throws becomes the format's error
+    /// response; an unexpected error is logged and answered as `INTERNAL_ERROR` with the
+    /// request id, never with its text.
+    static func handle(
+        _ context: AppRequestContext, api: String, envelope: (Self) -> JSONValue,
+        _ body: () async throws -> Response
+    ) async -> Response {
+        var failure: Self
+        do {
+            return try await body()
+        } catch let error as Self {
+            failure = error
+        } catch let error as CountersignError where error.code != .internal {
+            failure = from(error)
+        } catch {
+            context.logger.error("\(api) API request failed", metadata: ["error": "\(String(reflecting: error))"])
+            failure = Self(
+                status: .internalServerError, code: "INTERNAL_ERROR",
+                message: "The server could not complete the request (request id \(context.requestID)).")
+        }
+        return JSONResponse.make(status: failure.status, envelope(failure))
+    }
+}

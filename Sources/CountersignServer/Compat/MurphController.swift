@@ -21,7 +21,7 @@ struct MurphController {
     }
 
     /// An error of this door.
-    struct Failure: Error {
+    struct Failure: CompatFailure {
         var status: HTTPResponse.Status
         var code: String
         var message: String
@@ -55,21 +55,9 @@ struct MurphController {
     }
 
     func handle(_ context: AppRequestContext, _ body: () async throws -> Response) async -> Response {
-        var failure: Failure
-        do {
-            return try await body()
-        } catch let error as Failure {
-            failure = error
-        } catch let error as CountersignError where error.code != .internal {
-            failure = Failure.from(error)
-        } catch {
-            context.logger.error("Murph API request failed", metadata: ["error": "\(String(reflecting: error))"])
-            failure = Failure(
-                status: .internalServerError, code: "INTERNAL_ERROR",
-                message: "The server could not complete the request (request id \(context.requestID)).")
-        }
-        return JSONResponse.make(
-            status: failure.status, ["error": ["code": .string(failure.code), "message": .string(failure.message)]])
+        await Failure.handle(
+            context, api: "Murph", envelope: { ["error": ["code": .string($0.code), "message": .string($0.message)]] },
+            body)
     }
 
     func caller(_ request: Request) async throws -> Identity {

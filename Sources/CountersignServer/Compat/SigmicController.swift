@@ -19,7 +19,7 @@ struct SigmicController {
     }
 
     /// An error of this door.
-    struct Failure: Error {
+    struct Failure: CompatFailure {
         var status: HTTPResponse.Status
         var code: String
         var message: String
@@ -50,22 +50,9 @@ struct SigmicController {
     }
 
     func handle(_ context: AppRequestContext, _ body: () async throws -> Response) async -> Response {
-        var failure: Failure
-        do {
-            return try await body()
-        } catch let error as Failure {
-            failure = error
-        } catch let error as CountersignError where error.code != .internal {
-            failure = Failure.from(error)
-        } catch {
-            context.logger.error("Sigmic API request failed", metadata: ["error": "\(String(reflecting: error))"])
-            failure = Failure(
-                status: .internalServerError, code: "INTERNAL_ERROR",
-                message: "The server could not complete the request (request id \(context.requestID)).")
-        }
-        return JSONResponse.make(
-            status: failure.status,
-            ["success": false, "error": ["code": .string(failure.code), "message": .string(failure.message)]])
+        await Failure.handle(
+            context, api: "Sigmic",
+            envelope: { ["success": false, "error": ["code": .string($0.code), "message": .string($0.message)]] }, body)
     }
 
     static func success(_ data: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
