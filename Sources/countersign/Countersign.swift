@@ -12,7 +12,7 @@ struct Countersign: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "countersign",
         abstract: "A self-hosted agent server where every side-effecting tool call waits for a person.",
-        subcommands: [Serve.self, Keys.self, Namespaces.self, Audit.self])
+        subcommands: [Serve.self, Keys.self, Namespaces.self, Audit.self, Approvals.self, Chat.self])
 }
 
 /// Reads a flag, else its environment variable, else the default.

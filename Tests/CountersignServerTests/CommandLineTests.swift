@@ -15,18 +15,24 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    /// Runs the binary to completion and returns (status, stdout, stderr).
-    func run(_ arguments: [String]) throws -> (Int32, String, String) {
+    /// Runs the binary to completion and returns (status, stdout, stderr); `input` is its
+    /// whole standard input.
+    func run(_ arguments: [String], input: String = "", in folder: URL? = nil) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = ServerProcess.binary()
         process.arguments = arguments
+        process.currentDirectoryURL = folder ?? directory
         let out = Pipe()
         let err = Pipe()
+        let stdin = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.standardInput = stdin
         let outFD = dup(out.fileHandleForReading.fileDescriptor)
         let errFD = dup(err.fileHandleForReading.fileDescriptor)
         try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
         let stdout = readAll(outFD)
         let stderr = readAll(errFD)
         process.waitUntilExit()
@@ -126,5 +132,95 @@ import Testing
         #expect(server.process.terminationReason == .exit)
         #expect(server.process.terminationStatus == 0)
         stream.cancel()
+    }
+
+    var adminKey: String {
+        get throws {
+            try String(contentsOfFile: database + ".admin-key", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    @Test func approvalsListApproveAndDenyFromTheTerminal() async throws {
+        let server = try await ServerProcess.launch(database: database)
+        defer { server.kill() }
+        let key = try adminKey
+        let client = CountersignClient(baseURL: server.baseURL, apiKey: key)
+        let session = try await client.createSession(agent: "demo")["id"]!.stringValue!
+        let reply = try await client.send(sessionID: session, content: "write a.txt one and write b.txt two")
+        let pending = try #require(reply["pending_confirmations"]?.arrayValue)
+        #expect(pending.count == 2)
+        let remote = ["--server", server.baseURL, "--key", key]
+
+        let (listStatus, listed, _) = try run(["approvals", "list"] + remote)
+        #expect(listStatus == 0)
+        for confirmation in pending {
+            #expect(listed.contains(confirmation["id"]!.stringValue!))
+            #expect(listed.contains(confirmation["summary"]!.stringValue!))
+        }
+        #expect(listed.contains("asked because: always"))
+        let (jsonStatus, json, _) = try run(["approvals", "list", "--json", "--session", session] + remote)
+        #expect(jsonStatus == 0)
+        #expect(try JSONValue.parse(json).arrayValue?.count == 2)
+
+        let first = pending[0]["id"]!.stringValue!
+        let second = pending[1]["id"]!.stringValue!
+        let (approveStatus, approved, _) = try run(["approvals", "approve", first] + remote)
+        #expect(approveStatus == 0)
+        #expect(approved.hasPrefix("approved \(first)"))
+        let (denyStatus, denied, _) = try run(["approvals", "deny", second, "--reason", "not b"] + remote)
+        #expect(denyStatus == 0)
+        #expect(denied.contains("denied \(second)"))
+        #expect(denied.contains("not b"), "the resumed run's reply names the reason: \(denied)")
+        #expect(try await client.confirmation(first)["status"]?.stringValue == "succeeded")
+        #expect(try await client.confirmation(second)["decision"]?["reason"]?.stringValue == "not b")
+
+        // Deciding again fails with the API's code, and nothing changes.
+        let (againStatus, _, againError) = try run(["approvals", "approve", first] + remote)
+        #expect(againStatus != 0)
+        #expect(againError.contains("already_decided"))
+        let (emptyStatus, empty, _) = try run(["approvals", "list"] + remote)
+        #expect(emptyStatus == 0)
+        #expect(empty.contains("No pending confirmations."))
+        // Without --key, the admin key file of ./countersign.db is used (the folder `serve` ran in)…
+        let (fileKeyStatus, fileKey, _) = try run(["approvals", "list", "--server", server.baseURL])
+        #expect(fileKeyStatus == 0)
+        #expect(fileKey.contains("No pending confirmations."))
+        // … and without any key it says so.
+        let elsewhere = directory.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        let (noKeyStatus, _, noKey) = try run(["approvals", "list", "--server", server.baseURL], in: elsewhere)
+        #expect(noKeyStatus != 0)
+        #expect(noKey.contains("No API key"))
+    }
+
+    @Test func chatAsksForEachConfirmationInTheTerminal() async throws {
+        let server = try await ServerProcess.launch(database: database)
+        defer { server.kill() }
+        let key = try adminKey
+        let remote = ["--server", server.baseURL, "--key", key]
+        // write → approve; append → edit (a bad edit first, then a good one); delete → deny.
+        let input = [
+            "write notes/a.txt hello", "a",
+            "append notes/a.txt world", "e", "{\"path\": 3}", "e",
+            "{\"path\": \"notes/a.txt\", \"content\": \"WORLD\"}",
+            "delete notes/a.txt", "x", "d", "keep it",
+            "read notes/a.txt", "",
+        ].joined(separator: "\n")
+        let (status, out, err) = try run(["chat", "--agent", "demo"] + remote, input: input)
+        #expect(status == 0, "\(err)")
+        let session = try #require(
+            out.split(separator: "\n").first { $0.hasPrefix("session ses_") }?.split(separator: " ")[1])
+        #expect(out.contains("Confirmation needed:"))
+        #expect(out.contains("write_file"))
+        #expect(out.contains("approved with edits"))
+        #expect(out.contains("refused: edited_params do not match"))
+        #expect(out.contains("answer a, d or e"))
+        #expect(out.contains("denied"))
+        #expect(out.contains("hello\nWORLD"), "read shows the file: \(out)")
+        let client = CountersignClient(baseURL: server.baseURL, apiKey: key)
+        let all = try await client.confirmations(status: "all", sessionID: String(session))
+        #expect(all.map { $0["status"]?.stringValue } == ["succeeded", "succeeded", "denied"])
+        #expect(all[2]["decision"]?["reason"]?.stringValue == "keep it")
     }
 }
