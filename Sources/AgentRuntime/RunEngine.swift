@@ -184,7 +184,7 @@ public final class RunEngine: Sendable {
                 "remember: session is not allowed for \(confirmation.toolName) (destructive tools are never "
                     + "remembered unless the agent config allows it).")
         }
-        if let scope = request.grantScope {
+        if let scope = request.grantScope, confirmation.status == .pending {
             guard request.kind == .approve, request.remember == .session else {
                 throw CountersignError.validation(
                     "grant_scope is allowed only with decision 'approve' and remember 'session'.")

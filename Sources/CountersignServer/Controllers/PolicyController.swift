@@ -76,7 +76,7 @@ struct PolicyController {
         guard let tool = agent.tool(named: toolName) else {
             throw CountersignError.validation(
                 "Agent '\(agentName)' has no tool named '\(toolName)'.",
-                details: ["field": "tool", "tools": .array(agent.tools.map { .string($0.descriptor.name) })])
+                details: ["field": "tool", "tools": .array(agent.availableTools.map { .string($0.descriptor.name) })])
         }
         let descriptor = tool.descriptor
         let grant = grants.first { $0.covers(toolName: descriptor.name, params: params) }
