@@ -59,6 +59,13 @@ public final class SQLiteStore: Store {
         try SQLiteMigrations.migrator.migrate(pool)
     }
 
+    /// Migrates up to and including `migration` only (tests of later migrations start
+    /// from an older schema), then runs `sql` on it.
+    func migrate(upTo migration: String, thenExecute sql: String = "") throws {
+        try SQLiteMigrations.migrator.migrate(pool, upTo: migration)
+        if !sql.isEmpty { try pool.write { db in try db.execute(sql: sql) } }
+    }
+
     public func ping() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }

@@ -2,8 +2,9 @@ import AgentRuntime
 import CountersignTesting
 import Foundation
 import GateCore
-import Storage
 import Testing
+
+@testable import Storage
 
 /// A database file of its own in a fresh temporary folder. Tests run in parallel: no
 /// two share a file. Call ``remove()`` (in a `defer`) when done.
@@ -79,6 +80,31 @@ struct SQLiteStoreTests {
         #expect(outcome.confirmation.status == .approved)
         #expect(outcome.resumeRunID == written.run.id)
         #expect(outcome.events.first?.seq == (written.events.last?.seq ?? 0) + 1)
+    }
+
+    @Test("v3 keeps the grants of a v2 database: each gets an id and no scope")
+    func grantsSurviveMigrationV3() async throws {
+        let database = try TemporaryDatabase()
+        defer { database.remove() }
+        let store = try SQLiteStore(path: database.path)
+        // A v2 database with one grant, as a v2 server wrote it.
+        try store.migrate(
+            upTo: "v2_compat_ids",
+            thenExecute: """
+                INSERT INTO namespaces (id, name, created_at) VALUES ('ns_1', 'default', 1000);
+                INSERT INTO sessions (id, namespace_id, actor, agent, status, metadata, created_at, updated_at)
+                    VALUES ('ses_1', 'ns_1', 'alice', 'demo', 'idle', '{}', 1000, 1000);
+                INSERT INTO grants VALUES ('ses_1', 'write_file', 'conf_1', 'alice', 5000);
+                """)
+        let session = try #require(try await store.session(id: "ses_1"))
+        try await store.migrate()
+        let grants = try await store.grants(sessionID: session.id)
+        #expect(grants.count == 1)
+        #expect(grants.first?.id.hasPrefix("grt_") == true)
+        #expect(grants.first?.toolName == "write_file")
+        #expect(grants.first?.scope.isEmpty == true)
+        #expect(grants.first?.createdAt == Date(timeIntervalSince1970: 5))
+        #expect(grants.first?.covers(toolName: "write_file", params: ["path": "any"]) == true)
     }
 
     @Test("An executing call found after a restart is interrupted, and its run is handed back")
