@@ -108,6 +108,40 @@ extension SQLiteStore {
         try Row.fetchOneCached(db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id]).map(confirmation)
     }
 
+    /// The conversation as the model sees it (``Store/history(sessionID:)``).
+    static func loadHistory(_ db: Database, _ sessionID: String) throws -> [ChatMessage] {
+        let decoder = JSONCoding.decoder
+        let messages = try Row.fetchAllCached(
+            db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
+            arguments: [sessionID])
+        let calls = try Row.fetchAllCached(
+            db, sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
+            arguments: [sessionID]
+        ).map(Self.toolCall)
+        var byStep: [String: [ToolCall]] = [:]
+        for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
+        var history: [ChatMessage] = []
+        for row in messages {
+            let message = try decoder.decode(ChatMessage.self, from: Data((row["body"] as String).utf8))
+            history.append(message)
+            guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
+            let runID: String = row["run_id"]
+            let step: Int = row["step"]
+            for call in byStep["\(runID)#\(step)"] ?? [] where call.status.isSettled {
+                history.append(
+                    .tool(callID: call.modelCallID, name: call.toolName, content: call.output?.content ?? ""))
+            }
+        }
+        return history
+    }
+
+    static func loadGrants(_ db: Database, _ sessionID: String) throws -> [Grant] {
+        try Row.fetchAllCached(
+            db, sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
+            arguments: [sessionID]
+        ).map(grant)
+    }
+
     // MARK: Writes
 
     static func insertNamespace(_ db: Database, _ namespace: Namespace) throws {

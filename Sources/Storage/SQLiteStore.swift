@@ -203,30 +203,7 @@ public final class SQLiteStore: Store {
     }
 
     public func history(sessionID: String) async throws -> [ChatMessage] {
-        try await pool.read { db in
-            let messages = try Row.fetchAllCached(
-                db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
-                arguments: [sessionID])
-            let calls = try Row.fetchAllCached(
-                db, sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
-                arguments: [sessionID]
-            ).map(Self.toolCall)
-            var byStep: [String: [ToolCall]] = [:]
-            for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
-            var history: [ChatMessage] = []
-            for row in messages {
-                let message = try JSONCoding.decoder.decode(ChatMessage.self, from: Data((row["body"] as String).utf8))
-                history.append(message)
-                guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
-                let runID: String = row["run_id"]
-                let step: Int = row["step"]
-                for call in byStep["\(runID)#\(step)"] ?? [] where call.status.isSettled {
-                    history.append(
-                        .tool(callID: call.modelCallID, name: call.toolName, content: call.output?.content ?? ""))
-                }
-            }
-            return history
-        }
+        try await pool.read { db in try Self.loadHistory(db, sessionID) }
     }
 
     // MARK: Runs
@@ -271,6 +248,14 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func modelContext(runID: String) async throws -> ModelContext {
+        try await pool.read { db in
+            guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
+            return ModelContext(
+                history: try Self.loadHistory(db, run.sessionID), grants: try Self.loadGrants(db, run.sessionID))
+        }
+    }
+
     public func runSnapshot(runID: String) async throws -> RunSnapshot {
         try await pool.read { db in
             guard let run = try Self.loadRun(db, runID), let session = try Self.loadSession(db, run.sessionID) else {
@@ -311,7 +296,10 @@ public final class SQLiteStore: Store {
             for call in step.calls where call.grantID != nil || (call.ruleID != nil && call.confirmationID == nil) {
                 try Self.appendAudit(db, Self.policyAudit(call, namespaceID: step.namespaceID), at: step.now)
             }
-            try db.executeCached(sql: "UPDATE runs SET step = ? WHERE id = ?", arguments: [step.step, step.runID])
+            let pauses = step.pause && !step.confirmations.isEmpty && !step.calls.contains { $0.status == .ready }
+            try db.executeCached(
+                sql: "UPDATE runs SET step = ?, status = ? WHERE id = ?",
+                arguments: [step.step, pauses ? RunStatus.awaiting.rawValue : RunStatus.running.rawValue, step.runID])
             if !step.confirmations.isEmpty {
                 try db.executeCached(
                     sql: "UPDATE sessions SET status = 'awaiting_confirmation', updated_at = ? WHERE id = ?",
@@ -640,12 +628,7 @@ public final class SQLiteStore: Store {
     }
 
     public func grants(sessionID: String) async throws -> [Grant] {
-        try await pool.read { db in
-            try Row.fetchAllCached(
-                db, sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
-                arguments: [sessionID]
-            ).map(Self.grant)
-        }
+        try await pool.read { db in try Self.loadGrants(db, sessionID) }
     }
 
     public func revokeGrants(sessionID: String, grantID: String?, toolName: String?, actor: String, now: Date)
