@@ -23,7 +23,7 @@ extension SQLiteStore {
     }
 
     public func compatID(kind: String, externalID: String) async throws -> CompatIDBinding? {
-        try await pool.read { db in try Self.loadCompatID(db, kind: kind, externalID: externalID) }
+        try readNow { db in try Self.loadCompatID(db, kind: kind, externalID: externalID) }
     }
 
     public func compatSecret(name: String, proposed: String, now: Date) async throws -> String {

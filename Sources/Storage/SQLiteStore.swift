@@ -36,6 +36,15 @@ public final class SQLiteStore: Store {
         return try await pool.write(body)
     }
 
+    /// One read transaction, run on the calling thread. A read in WAL mode never waits
+    /// for the writer, and the pool has more reader connections (5) than the cooperative
+    /// pool has threads, so this blocks its thread only while SQLite reads; GRDB's async
+    /// `read` would add two thread hand-offs (to the reader's queue and back) to every
+    /// read, more than most of the store's reads cost.
+    func readNow<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.read(body)
+    }
+
     /// Write transactions committed so far and the commits they took (group commit only).
     public var commitStatistics: (commits: Int, writes: Int)? {
         groupCommit.map { ($0.statistics.batches, $0.statistics.writes) }
@@ -47,7 +56,7 @@ public final class SQLiteStore: Store {
     }
 
     public func journalMode() async throws -> String {
-        try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try readNow { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
     }
 
     /// Runs raw SQL; for tests that tamper with rows and for operators' maintenance.
@@ -60,7 +69,7 @@ public final class SQLiteStore: Store {
     }
 
     public func ping() async throws {
-        _ = try await pool.read { db in try Int.fetchOneCached(db, sql: "SELECT 1") }
+        _ = try readNow { db in try Int.fetchOneCached(db, sql: "SELECT 1") }
     }
 
     // MARK: Tenancy
@@ -100,7 +109,7 @@ public final class SQLiteStore: Store {
     }
 
     public func namespace(idOrName: String) async throws -> Namespace? {
-        try await pool.read { db in
+        try readNow { db in
             try Row.fetchOneCached(
                 db, sql: "SELECT * FROM namespaces WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
                 arguments: [idOrName, idOrName, idOrName]
@@ -109,7 +118,7 @@ public final class SQLiteStore: Store {
     }
 
     public func namespaces() async throws -> [Namespace] {
-        try await pool.read { db in
+        try readNow { db in
             try Row.fetchAllCached(db, sql: "SELECT * FROM namespaces ORDER BY created_at, id").map(Self.namespace)
         }
     }
@@ -122,14 +131,14 @@ public final class SQLiteStore: Store {
     }
 
     public func key(prefix: String) async throws -> APIKey? {
-        try await pool.read { db in
+        try readNow { db in
             try Row.fetchOneCached(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(
                 Self.apiKey)
         }
     }
 
     public func keys(namespaceID: String) async throws -> [APIKey] {
-        try await pool.read { db in
+        try readNow { db in
             try Row.fetchAllCached(
                 db, sql: "SELECT * FROM api_keys WHERE namespace_id = ? ORDER BY created_at, prefix",
                 arguments: [namespaceID]
@@ -173,13 +182,13 @@ public final class SQLiteStore: Store {
     }
 
     public func session(id: String) async throws -> Session? {
-        try await pool.read { db in try Self.loadSession(db, id) }
+        try readNow { db in try Self.loadSession(db, id) }
     }
 
     public func sessions(namespaceID: String, actor: String?, beforeID: String?, limit: Int) async throws
         -> [Session]
     {
-        try await pool.read { db in
+        try readNow { db in
             var sql = "SELECT * FROM sessions WHERE namespace_id = ?"
             var arguments: StatementArguments = [namespaceID]
             if let actor {
@@ -203,7 +212,7 @@ public final class SQLiteStore: Store {
     }
 
     public func history(sessionID: String) async throws -> [ChatMessage] {
-        try await pool.read { db in try Self.loadHistory(db, sessionID) }
+        try readNow { db in try Self.loadHistory(db, sessionID) }
     }
 
     // MARK: Runs
@@ -249,7 +258,7 @@ public final class SQLiteStore: Store {
     }
 
     public func modelContext(runID: String) async throws -> ModelContext {
-        try await pool.read { db in
+        try readNow { db in
             guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
             return ModelContext(
                 history: try Self.loadHistory(db, run.sessionID), grants: try Self.loadGrants(db, run.sessionID))
@@ -257,7 +266,7 @@ public final class SQLiteStore: Store {
     }
 
     public func runSnapshot(runID: String) async throws -> RunSnapshot {
-        try await pool.read { db in
+        try readNow { db in
             guard let run = try Self.loadRun(db, runID), let session = try Self.loadSession(db, run.sessionID) else {
                 throw CountersignError.notFound("Run")
             }
@@ -578,11 +587,11 @@ public final class SQLiteStore: Store {
     }
 
     public func confirmation(id: String) async throws -> Confirmation? {
-        try await pool.read { db in try Self.loadConfirmation(db, id) }
+        try readNow { db in try Self.loadConfirmation(db, id) }
     }
 
     public func confirmations(namespaceID: String, filter: ConfirmationFilter) async throws -> [Confirmation] {
-        try await pool.read { db in
+        try readNow { db in
             var sql = "SELECT c.* FROM confirmations c"
             var arguments: StatementArguments = []
             if filter.actor != nil { sql += " JOIN sessions s ON s.id = c.session_id" }
@@ -621,14 +630,14 @@ public final class SQLiteStore: Store {
     }
 
     public func nextExpiry() async throws -> Date? {
-        try await pool.read { db in
+        try readNow { db in
             try Int64.fetchOneCached(db, sql: "SELECT MIN(expires_at) FROM confirmations WHERE status = 'pending'")
                 .map(Date.init(millis:))
         }
     }
 
     public func grants(sessionID: String) async throws -> [Grant] {
-        try await pool.read { db in try Self.loadGrants(db, sessionID) }
+        try readNow { db in try Self.loadGrants(db, sessionID) }
     }
 
     public func revokeGrants(sessionID: String, grantID: String?, toolName: String?, actor: String, now: Date)
@@ -665,7 +674,7 @@ public final class SQLiteStore: Store {
     // MARK: Events and audit
 
     public func events(sessionID: String, after: Int64, limit: Int) async throws -> [SessionEvent] {
-        try await pool.read { db in
+        try readNow { db in
             try Row.fetchAllCached(
                 db, sql: "SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 arguments: [sessionID, after, limit]
@@ -674,7 +683,7 @@ public final class SQLiteStore: Store {
     }
 
     public func auditEntries(namespaceID: String, afterID: Int64, limit: Int) async throws -> [AuditEntry] {
-        try await pool.read { db in
+        try readNow { db in
             try Row.fetchAllCached(
                 db, sql: "SELECT * FROM audit WHERE namespace_id = ? AND id > ? ORDER BY id LIMIT ?",
                 arguments: [namespaceID, afterID, limit]
