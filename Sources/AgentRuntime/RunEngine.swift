@@ -158,6 +158,16 @@ public final class RunEngine: Sendable {
         guard let session = try await store.session(id: confirmation.sessionID) else {
             throw CountersignError.notFound("Session")
         }
+        return try await decide(confirmation, in: session, request: request, decidedBy: decidedBy)
+    }
+
+    /// ``decide(confirmationID:request:decidedBy:)`` for a caller that has just read the
+    /// confirmation and its session (for its access check): they are read only to
+    /// validate the request, and the store's decision re-checks the row itself.
+    public func decide(_ confirmation: Confirmation, in session: Session, request: DecisionRequest, decidedBy: String)
+        async throws -> DecisionResult
+    {
+        let confirmationID = confirmation.id
         let tool = agents[session.agent]?.tool(named: confirmation.toolName)
         var grantAllowed = false
         if let agent = agents[session.agent], let tool {
