@@ -10,6 +10,13 @@ concurrency C:
 and prints conversations per second, p50/p95/p99 of send->pending and approve->done, and
 the server's CPU time per conversation (utime+stime from /proc/<pid>/stat).
 
+It also prints approve->tool.started: from the moment the client sends the approve request
+to the `created_at` of the session's `tool.started` event, read back from the event log
+after the timed run (so it adds no load while measuring). The server writes that
+timestamp when it claims the call, right before the tool runs. Event timestamps have
+whole milliseconds (rounded down), so this figure reads up to 1 ms low; the
+decided->tool.started line is the same gap measured between the two server timestamps.
+
 The stub runs in its own process (so it does not share the driver's GIL). It speaks the
 Chat Completions wire format, streamed (SSE) or whole: a user message gets one
 `write_file` call, a tool result gets a final text.
@@ -18,6 +25,7 @@ Chat Completions wire format, streamed (SSE) or whole: a user message gets one
 """
 
 import argparse
+import datetime
 import http.client
 import json
 import multiprocessing
@@ -160,6 +168,14 @@ class Client:
         self.connection = http.client.HTTPConnection(host, port, timeout=60)
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
+    def get(self, path):
+        self.connection.request("GET", path, headers=self.headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"GET {path}: {response.status} {data[:300]!r}")
+        return json.loads(data)
+
     def post(self, path, body):
         self.connection.request("POST", path, json.dumps(body), self.headers)
         response = self.connection.getresponse()
@@ -179,15 +195,17 @@ def conversation(client, agent):
     if reply["status"] != "awaiting_confirmation" or not reply["pending_confirmations"]:
         raise RuntimeError(f"expected a pending confirmation, got {reply}")
     confirmation = reply["pending_confirmations"][0]["id"]
+    approve_sent = time.time()
+    t1 = time.perf_counter()
     decided = client.post(f"/v1/confirmations/{confirmation}/decision", {"decision": "approve"})
     t2 = time.perf_counter()
     if decided["run"]["status"] != "completed":
         raise RuntimeError(f"expected a completed run, got {decided}")
-    return t1 - t0, t2 - t1
+    return t1 - t0, t2 - t1, (session, approve_sent)
 
 
 def drive(host, port, key, agent, total, concurrency):
-    send, approve, errors = [], [], []
+    send, approve, errors, approvals = [], [], [], []
     lock = threading.Lock()
     remaining = [total]
 
@@ -199,10 +217,11 @@ def drive(host, port, key, agent, total, concurrency):
                     return
                 remaining[0] -= 1
             try:
-                a, b = conversation(client, agent)
+                a, b, approval = conversation(client, agent)
                 with lock:
                     send.append(a)
                     approve.append(b)
+                    approvals.append(approval)
             except Exception as error:  # noqa: BLE001 - reported below
                 with lock:
                     errors.append(str(error))
@@ -214,7 +233,30 @@ def drive(host, port, key, agent, total, concurrency):
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - start, send, approve, errors
+    return time.perf_counter() - start, send, approve, errors, approvals
+
+
+def event_time(text):
+    # 2026-11-26T06:04:29.123Z (whole milliseconds, UTC)
+    stamp = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def tool_start_latencies(host, port, key, approvals):
+    """approve sent -> tool.started and confirmation.decided -> tool.started, from the event logs."""
+    client = Client(host, port, key)
+    from_approve, from_decided = [], []
+    for session, approve_sent in approvals:
+        events = client.get(f"/v1/sessions/{session}/events?after=0&limit=1000")["data"]
+        started = [e for e in events if e["type"] == "tool.started"]
+        decided = [e for e in events if e["type"] == "confirmation.decided"]
+        if not started:
+            continue
+        start = event_time(started[-1]["created_at"])
+        from_approve.append(start - approve_sent)
+        if decided:
+            from_decided.append(start - event_time(decided[-1]["created_at"]))
+    return from_approve, from_decided
 
 
 def percentile(values, p):
@@ -266,18 +308,21 @@ def main():
         if args.warmup:
             drive(host, port, key, args.agent, args.warmup, min(args.concurrency, args.warmup))
         cpu_before = cpu_ms(pid) if pid else None
-        wall, send, approve, errors = drive(host, port, key, args.agent, args.conversations, args.concurrency)
+        wall, send, approve, errors, approvals = drive(
+            host, port, key, args.agent, args.conversations, args.concurrency)
         cpu_after = cpu_ms(pid) if pid else None
+        tool_start, decided_start = tool_start_latencies(host, port, key, approvals)
 
         done = len(send)
-        print(f"conversations: {done} ok, {len(errors)} failed, concurrency {args.concurrency}, {wall:.2f} s")
-        print(f"throughput:    {done / wall:.1f} conv/s")
-        for name, values in (("send->pending", send), ("approve->done", approve)):
+        print(f"conversations:         {done} ok, {len(errors)} failed, concurrency {args.concurrency}, {wall:.2f} s")
+        print(f"throughput:            {done / wall:.1f} conv/s")
+        for name, values in (("send->pending", send), ("approve->done", approve),
+                             ("approve->tool.started", tool_start), ("decided->tool.started", decided_start)):
             ms = [v * 1000 for v in values]
-            print(f"{name:14} p50 {percentile(ms, 50):7.2f} ms   p95 {percentile(ms, 95):7.2f} ms   "
+            print(f"{name:21} p50 {percentile(ms, 50):7.2f} ms   p95 {percentile(ms, 95):7.2f} ms   "
                   f"p99 {percentile(ms, 99):7.2f} ms   mean {statistics.fmean(ms) if ms else float('nan'):7.2f} ms")
         if cpu_before is not None and done:
-            print(f"server CPU:    {(cpu_after - cpu_before) / done:.2f} ms per conversation "
+            print(f"server CPU:            {(cpu_after - cpu_before) / done:.2f} ms per conversation "
                   f"({(cpu_after - cpu_before) / 1000 / wall * 100:.0f}% of one core)")
         for error in errors[:5]:
             print("error:", error, file=sys.stderr)

@@ -1,5 +1,16 @@
-import json, os, subprocess, sys, time, urllib.request, concurrent.futures as cf
-BIN = sys.argv[1]; N = int(sys.argv[2]); DB = os.path.abspath("p.db")
+"""Paused sessions cost disk, not memory: RSS with N paused sessions, and restart to ready.
+
+    python3 Benchmarks/load/paused.py .build/release/countersign 100000
+
+Creates N sessions over HTTP (16 client threads), each paused at a pending write_file
+confirmation, and prints the RSS of the `countersign serve` process before and after;
+then restarts the server on the same database and prints the time to /ready. The
+database goes to a fresh temporary folder (or $PAUSED_DIR), removed at the end.
+"""
+import json, os, shutil, subprocess, sys, tempfile, time, urllib.request, concurrent.futures as cf
+BIN = sys.argv[1]; N = int(sys.argv[2])
+WORKDIR = tempfile.mkdtemp(prefix="countersign-paused-", dir=os.environ.get("PAUSED_DIR"))
+DB = os.path.join(WORKDIR, "p.db")
 def start():
     t0 = time.monotonic()
     p = subprocess.Popen([BIN, "serve", "--port", "0", "--database", "sqlite:" + DB,
@@ -40,4 +51,6 @@ p, base, ready = start()
 print(f"restart to ready with {N+200} pending confirmations: {ready*1000:.0f} ms; RSS after restart {rss(p.pid)} KiB")
 pending = call(base, key, "GET", "/v1/confirmations?limit=1")
 print("inbox works:", len(pending["data"]) == 1)
-p.kill()
+p.kill(); p.wait()
+print(f"database: {sum(os.path.getsize(os.path.join(WORKDIR, f)) for f in os.listdir(WORKDIR)) / 1e6:.0f} MB")
+shutil.rmtree(WORKDIR, ignore_errors=True)

@@ -136,11 +136,13 @@ public final class RunEngine: Sendable {
     /// Starts a run for a user message. Words never approve: while a confirmation is
     /// pending this throws `confirmation_pending` and nothing is written.
     public func send(sessionID: String, content: String) async throws -> RunHandle {
-        guard let session = try await store.session(id: sessionID) else { throw CountersignError.notFound("Session") }
         let run = Run(id: Identifier.make("run"), sessionID: sessionID, createdAt: clock.now())
+        // startRun throws not_found for an unknown session; the seq before its first
+        // event is where a stream of this run starts.
         let events = try await store.startRun(run, message: content, now: clock.now())
         notifier.notify(events)
-        return drive(runID: run.id, sessionID: sessionID, startSeq: session.lastSeq)
+        let startSeq = (events.map(\.seq).min() ?? 1) - 1
+        return drive(runID: run.id, sessionID: sessionID, startSeq: startSeq)
     }
 
     // MARK: Decisions
@@ -156,6 +158,16 @@ public final class RunEngine: Sendable {
         guard let session = try await store.session(id: confirmation.sessionID) else {
             throw CountersignError.notFound("Session")
         }
+        return try await decide(confirmation, in: session, request: request, decidedBy: decidedBy)
+    }
+
+    /// ``decide(confirmationID:request:decidedBy:)`` for a caller that has just read the
+    /// confirmation and its session (for its access check): they are read only to
+    /// validate the request, and the store's decision re-checks the row itself.
+    public func decide(_ confirmation: Confirmation, in session: Session, request: DecisionRequest, decidedBy: String)
+        async throws -> DecisionResult
+    {
+        let confirmationID = confirmation.id
         let tool = agents[session.agent]?.tool(named: confirmation.toolName)
         var grantAllowed = false
         if let agent = agents[session.agent], let tool {
@@ -297,17 +309,34 @@ public final class RunEngine: Sendable {
                     for call in snapshot.calls {
                         if try await settle(call, agent: agent) { toolsUsed.append(call.toolName) }
                     }
-                    switch try await store.pauseRun(runID: runID, now: clock.now()) {
-                    case .paused(let events):
-                        notifier.notify(events)
-                        continue
-                    case .stopped:
-                        continue
-                    case .proceed:
-                        break
+                    // With nothing of the step awaiting a decision and the session already
+                    // running, pauseRun could only answer .proceed (or .stopped, which
+                    // modelContext reports as RunStopped before any model call): skip
+                    // that write.
+                    let mayWait =
+                        snapshot.session.status != .running || snapshot.calls.contains { $0.status == .awaiting }
+                    if mayWait {
+                        switch try await store.pauseRun(runID: runID, now: clock.now()) {
+                        case .paused(let events):
+                            notifier.notify(events)
+                            continue
+                        case .stopped:
+                            continue
+                        case .proceed:
+                            break
+                        }
                     }
                 }
-                reply = try await modelStep(snapshot: snapshot, agent: agent)
+                switch try await modelStep(snapshot: snapshot, agent: agent) {
+                case .next(let text):
+                    reply = text
+                case .stopped(let status, let text, let pending, let lastSeq):
+                    // The step's own commit paused or ended the run: its outcome is known
+                    // without reading the run again.
+                    return RunOutcome(
+                        runID: runID, sessionID: snapshot.session.id, status: status, reply: text,
+                        pendingConfirmations: pending, toolsUsed: toolsUsed, error: nil, lastSeq: lastSeq)
+                }
             }
         } catch is RunStopped {
             return (try? await outcomeAfterStop(runID: runID, toolsUsed: toolsUsed, reply: reply))
@@ -374,8 +403,16 @@ public final class RunEngine: Sendable {
         return true
     }
 
-    /// Calls the model once and persists what it asked for. Returns its text.
-    private func modelStep(snapshot: RunSnapshot, agent: Agent) async throws -> String {
+    /// What a model step came to.
+    private enum StepResult {
+        /// Drive on (the step's tool calls are next) with the model's text.
+        case next(String)
+        /// The step's commit completed the run or paused it at the gate.
+        case stopped(RunOutcome.Status, reply: String, pending: [Confirmation], lastSeq: Int64)
+    }
+
+    /// Calls the model once and persists what it asked for.
+    private func modelStep(snapshot: RunSnapshot, agent: Agent) async throws -> StepResult {
         let run = snapshot.run
         let session = snapshot.session
         guard run.step < configuration.maxSteps else {
@@ -383,10 +420,11 @@ public final class RunEngine: Sendable {
                 try await store.endRun(
                     runID: run.id, status: .failed, tokens: "", finalText: nil,
                     error: "The run stopped after \(configuration.maxSteps) model steps.", now: clock.now()))
-            return ""
+            return .next("")
         }
         configuration.failpoints.hit("before-model")
-        let history = try await store.history(sessionID: session.id)
+        let context = try await store.modelContext(runID: run.id)
+        let history = context.history
         let tools = run.finalStepOnly ? [] : agent.availableTools.map(\.descriptor)
         let tokens = TokenBuffer(start: clock.now())
         let response = try await agent.model.respond(
@@ -396,14 +434,16 @@ public final class RunEngine: Sendable {
         let text = response.text
         let tokenText = streamed.isEmpty && !tokens.flushedAny ? text : streamed
         if response.toolCalls.isEmpty || run.finalStepOnly {
-            notifier.notify(
-                try await store.endRun(
-                    runID: run.id, status: .completed, tokens: tokenText, finalText: text, error: nil,
-                    now: clock.now()))
-            return text
+            let events = try await store.endRun(
+                runID: run.id, status: .completed, tokens: tokenText, finalText: text, error: nil, now: clock.now())
+            notifier.notify(events)
+            guard let last = events.last?.seq else { return .next(text) }
+            return .stopped(.completed, reply: text, pending: [], lastSeq: last)
         }
-        let grants = try await store.grants(sessionID: session.id)
-        let now = clock.now()
+        let grants = context.grants
+        // Whole milliseconds, as the store keeps them: the confirmations reported when
+        // the step pauses are then equal to what a later read returns.
+        let now = Self.wholeMillis(clock.now())
         let ttl = agent.confirmationTTL ?? configuration.confirmationTTL
         var calls: [ToolCall] = []
         var confirmations: [Confirmation] = []
@@ -471,7 +511,8 @@ public final class RunEngine: Sendable {
                     id: Identifier.make("conf"), namespaceID: session.namespaceID, sessionID: session.id,
                     runID: run.id, callID: call.id, toolName: tool.descriptor.name, toolKey: tool.descriptor.toolKey,
                     summary: tool.summary(of: params), policy: why, ruleID: ruleID, params: params,
-                    requestedBy: "agent:\(agent.name)", createdAt: now, expiresAt: now.addingTimeInterval(ttl),
+                    requestedBy: "agent:\(agent.name)", createdAt: now,
+                    expiresAt: Self.wholeMillis(now.addingTimeInterval(ttl)),
                     taintedBy: why == .tainted ? session.taintedBy : nil)
                 call.ruleID = ruleID
                 call.gate = .awaitingConfirmation
@@ -481,14 +522,24 @@ public final class RunEngine: Sendable {
             }
             calls.append(call)
         }
+        // Only gated calls left open: the commit pauses the run itself.
+        let pauses = !confirmations.isEmpty && !calls.contains { $0.status == .ready }
         let events = try await store.commitStep(
             StepCommit(
                 runID: run.id, sessionID: session.id, namespaceID: session.namespaceID, step: run.step + 1, text: text,
                 modelCalls: response.toolCalls, calls: calls, confirmations: confirmations, actor: session.actor,
-                tokens: tokenText, now: now))
+                tokens: tokenText, now: now, pause: pauses))
         configuration.failpoints.hit("after-step")
         notifier.notify(events)
-        return text
+        guard pauses, let last = events.last?.seq else { return .next(text) }
+        // In the order a read of the pending confirmations returns them (created_at, id).
+        let pending = confirmations.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        return .stopped(.awaitingConfirmation, reply: text, pending: pending, lastSeq: last)
+    }
+
+    /// `date` in whole milliseconds, as the stores keep dates.
+    static func wholeMillis(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
     }
 
     /// Buffers a streamed delta and, once `tokenFlushInterval` has passed since the last

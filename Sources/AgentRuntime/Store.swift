@@ -40,9 +40,16 @@ public protocol Store: Sendable {
     /// (with the pending ids) while a confirmation waits, `session_busy` while a run runs.
     func startRun(_ run: Run, message: String, now: Date) async throws -> [SessionEvent]
     func runSnapshot(runID: String) async throws -> RunSnapshot
+    /// What a model step needs from the store, read in one transaction: the session's
+    /// ``history(sessionID:)`` and ``grants(sessionID:)``. Throws ``RunStopped`` when the
+    /// run is no longer running (cancelled meanwhile), so no model is called for it.
+    func modelContext(runID: String) async throws -> ModelContext
     /// Persists a model step: the assistant message, its tool calls and confirmations.
     /// Throws ``RunStopped`` if the run is no longer running (cancelled meanwhile).
     /// `tokens`, when not empty, is written as a `token` event before the step's events.
+    /// With ``StepCommit/pause``, a step that asks for confirmations and has no `ready`
+    /// call also pauses the run in the same transaction, as ``pauseRun(runID:now:)``
+    /// would right after it.
     func commitStep(_ step: StepCommit) async throws -> [SessionEvent]
     /// Appends events to a running run's session (streamed tokens). Throws
     /// ``RunStopped`` when the run is no longer running.
@@ -140,6 +147,17 @@ public struct RunSnapshot: Sendable, Equatable {
     }
 }
 
+/// The inputs of a model step (``Store/modelContext(runID:)``).
+public struct ModelContext: Sendable, Equatable {
+    public var history: [ChatMessage]
+    public var grants: [Grant]
+
+    public init(history: [ChatMessage], grants: [Grant]) {
+        self.history = history
+        self.grants = grants
+    }
+}
+
 /// One model step to persist.
 public struct StepCommit: Sendable {
     public var runID: String
@@ -153,12 +171,17 @@ public struct StepCommit: Sendable {
     public var actor: String
     public var tokens: String
     public var now: Date
+    /// Pause the run in the same transaction when the step's confirmations are all it
+    /// leaves open (no `ready` call): saves the driver a `pauseRun` write.
+    public var pause: Bool
 
     public init(
         runID: String, sessionID: String, namespaceID: String, step: Int, text: String, modelCalls: [ModelToolCall],
-        calls: [ToolCall], confirmations: [Confirmation], actor: String, tokens: String = "", now: Date
+        calls: [ToolCall], confirmations: [Confirmation], actor: String, tokens: String = "", now: Date,
+        pause: Bool = false
     ) {
         self.tokens = tokens
+        self.pause = pause
         self.runID = runID
         self.sessionID = sessionID
         self.namespaceID = namespaceID

@@ -29,14 +29,15 @@ struct AccessControl: Sendable {
         return (confirmation, session)
     }
 
-    /// A confirmation the caller may decide: the session's actor, or an approver.
-    func decidable(_ id: String, for identity: Identity) async throws -> Confirmation {
+    /// A confirmation the caller may decide (the session's actor, or an approver), with
+    /// its session.
+    func decidable(_ id: String, for identity: Identity) async throws -> (Confirmation, Session) {
         let (confirmation, session) = try await confirmation(id, for: identity)
         guard session.actor == identity.actor || identity.role == .approver else {
             throw CountersignError(
                 .forbidden, "Only the session's actor or an approver of the namespace may decide this confirmation.")
         }
-        return confirmation
+        return (confirmation, session)
     }
 
     func requireAdmin(_ identity: Identity) throws {
@@ -68,5 +69,14 @@ extension RunEngine {
         var request = request
         request.keyPrefix = identity.keyPrefix
         return try await decide(confirmationID: confirmationID, request: request, decidedBy: identity.actor)
+    }
+
+    /// The same for a confirmation and session that `AccessControl.decidable` just read.
+    func decide(_ decidable: (Confirmation, Session), request: DecisionRequest, by identity: Identity) async throws
+        -> DecisionResult
+    {
+        var request = request
+        request.keyPrefix = identity.keyPrefix
+        return try await decide(decidable.0, in: decidable.1, request: request, decidedBy: identity.actor)
     }
 }

@@ -33,6 +33,7 @@ public enum StoreConformance {
         case startRunWhileRunning
         case commitStepWithConfirmations
         case pauseRun
+        case commitStepPauses
         case endRun
         case runScopedWritesStopAfterRunEnds
         // Decisions
@@ -59,6 +60,7 @@ public enum StoreConformance {
         case confirmationInbox
         case eventPaging
         case history
+        case modelContext
         case auditChain
 
         public var testDescription: String { rawValue }
@@ -81,6 +83,7 @@ public enum StoreConformance {
         case .startRunWhileRunning: try await startRunWhileRunning(store)
         case .commitStepWithConfirmations: try await commitStepWithConfirmations(store)
         case .pauseRun: try await pauseRun(store)
+        case .commitStepPauses: try await commitStepPauses(store)
         case .endRun: try await endRun(store)
         case .runScopedWritesStopAfterRunEnds: try await runScopedWritesStopAfterRunEnds(store)
         case .singleDecision: try await singleDecision(store)
@@ -103,6 +106,7 @@ public enum StoreConformance {
         case .confirmationInbox: try await confirmationInbox(store)
         case .eventPaging: try await eventPaging(store)
         case .history: try await history(store)
+        case .modelContext: try await modelContext(store)
         case .auditChain: try await auditChain(store)
         }
         try await expectIntactAuditChains(store)
@@ -584,6 +588,70 @@ public enum StoreConformance {
         let beforeStopped = try await footprint(world, sessionID: cancelledSession.id, runID: cancelledRun.id)
         #expect(try await store.pauseRun(runID: cancelledRun.id, now: t(34)) == .stopped)
         #expect(try await footprint(world, sessionID: cancelledSession.id, runID: cancelledRun.id) == beforeStopped)
+    }
+
+    /// `StepCommit.pause`: a step whose only open calls are gated pauses in its own
+    /// commit, exactly as `pauseRun` right after it would.
+    static func commitStepPauses(_ store: any Store) async throws {
+        let world = try await StoreScenario.make(store)
+
+        // Gated and blocked calls only: the run waits and the session says so.
+        let gatedSession = try await world.newSession(at: t(1))
+        let gatedRun = try await world.startRun(in: gatedSession, at: t(2))
+        let gatedStep = try await world.commitStep(
+            run: gatedRun, calls: [.confirm(), .blocked("delete_file", reason: "No.")], at: t(3), pause: true)
+        let gatedSnapshot = try await store.runSnapshot(runID: gatedRun.id)
+        #expect(gatedSnapshot.run.status == .awaiting)
+        #expect(gatedSnapshot.run.step == 1)
+        #expect(gatedSnapshot.session.status == .awaitingConfirmation)
+        #expect(gatedSnapshot.session.activeRunID == gatedRun.id)
+        #expect(gatedSnapshot.session.lastSeq == gatedStep.events.last?.seq, "pausing adds no event")
+        #expect(gatedSnapshot.calls.map(\.status) == [.awaiting, .blocked])
+        let pending = try await store.confirmations(
+            namespaceID: world.namespace.id, filter: ConfirmationFilter(status: .pending, sessionID: gatedSession.id))
+        #expect(pending == gatedStep.confirmations)
+        _ = await expectCountersignError(.confirmationPending) { try await world.startRun(in: gatedSession, at: t(4)) }
+        // The decision hands the run back to a driver, as after pauseRun.
+        let decision = try await store.decide(
+            confirmationID: gatedStep.confirmations[0].id, request: DecisionRequest(kind: .approve),
+            decidedBy: "alice", grantAllowed: false, now: t(5))
+        #expect(decision.resumeRunID == gatedRun.id)
+        let resumed = try await store.runSnapshot(runID: gatedRun.id)
+        #expect(resumed.run.status == .running)
+        #expect(resumed.session.status == .running)
+        #expect(resumed.calls.map(\.status) == [.ready, .blocked])
+
+        // A ready call is left to run first: no pause, pauseRun decides after it.
+        let mixedSession = try await world.newSession(at: t(10))
+        let mixedRun = try await world.startRun(in: mixedSession, at: t(11))
+        _ = try await world.commitStep(run: mixedRun, calls: [.confirm(), .auto()], at: t(12), pause: true)
+        let mixedSnapshot = try await store.runSnapshot(runID: mixedRun.id)
+        #expect(mixedSnapshot.run.status == .running)
+        #expect(mixedSnapshot.session.status == .awaitingConfirmation)
+        guard case .paused = try await store.pauseRun(runID: mixedRun.id, now: t(13)) else {
+            Issue.record("expected .paused")
+            return
+        }
+
+        // Nothing gated: nothing to pause for.
+        let autoSession = try await world.newSession(at: t(20))
+        let autoRun = try await world.startRun(in: autoSession, at: t(21))
+        _ = try await world.commitStep(
+            run: autoRun, calls: [.blocked("delete_file", reason: "No.")], at: t(22), pause: true)
+        let autoSnapshot = try await store.runSnapshot(runID: autoRun.id)
+        #expect(autoSnapshot.run.status == .running)
+        #expect(autoSnapshot.session.status == .running)
+
+        // A stopped run: nothing is written, paused or not.
+        let cancelledSession = try await world.newSession(at: t(30))
+        let cancelledRun = try await world.startRun(in: cancelledSession, at: t(31))
+        _ = try await store.cancelSession(sessionID: cancelledSession.id, actor: "alice", now: t(32))
+        let before = try await footprint(world, sessionID: cancelledSession.id, runID: cancelledRun.id)
+        await expectRunStopped("commitStep with pause") {
+            try await world.commitStep(run: cancelledRun, calls: [.confirm()], at: t(33), pause: true)
+        }
+        #expect(try await footprint(world, sessionID: cancelledSession.id, runID: cancelledRun.id) == before)
+        #expect(try await store.runSnapshot(runID: cancelledRun.id).run.status == .cancelled)
     }
 
     static func endRun(_ store: any Store) async throws {
@@ -1708,6 +1776,32 @@ public enum StoreConformance {
 
         let other = try await world.newSession(at: t(20))
         #expect(try await store.history(sessionID: other.id).isEmpty)
+    }
+
+    /// `modelContext` is `history` and `grants` read together, for a running run only.
+    static func modelContext(_ store: any Store) async throws {
+        let world = try await StoreScenario.make(store)
+        let (session, run, step) = try await world.pausedRun(calls: [.confirm(), .blocked("delete_file")])
+        await expectRunStopped("modelContext of a paused run") { try await store.modelContext(runID: run.id) }
+        _ = try await store.decide(
+            confirmationID: step.confirmations[0].id, request: DecisionRequest(kind: .approve, remember: .session),
+            decidedBy: "alice", grantAllowed: true, now: t(10))
+        let context = try await store.modelContext(runID: run.id)
+        #expect(context.grants.count == 1)
+        #expect(context.grants == (try await store.grants(sessionID: session.id)))
+        #expect(context.history.count == 3, "user, assistant, the blocked call's result")
+        #expect(context.history == (try await store.history(sessionID: session.id)))
+
+        // Another session's grants and messages stay out.
+        let (otherSession, otherRun, _) = try await world.pausedRun(calls: [.confirm()], sessionAt: t(20))
+        _ = try await store.cancelSession(sessionID: otherSession.id, actor: "alice", now: t(30))
+        #expect(try await store.modelContext(runID: run.id) == context)
+        await expectRunStopped("modelContext of a cancelled run") { try await store.modelContext(runID: otherRun.id) }
+
+        _ = try await store.endRun(
+            runID: run.id, status: .completed, tokens: "", finalText: "Done.", error: nil, now: t(40))
+        await expectRunStopped("modelContext of an ended run") { try await store.modelContext(runID: run.id) }
+        await expectRunStopped("modelContext of an unknown run") { try await store.modelContext(runID: "run_missing") }
     }
 
     static func auditChain(_ store: any Store) async throws {

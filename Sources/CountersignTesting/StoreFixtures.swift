@@ -102,7 +102,7 @@ public struct CallSpec: Sendable {
     }
 }
 
-/// What ``StoreScenario/commitStep(run:step:text:calls:at:ttl:tokens:)`` committed.
+/// What ``StoreScenario/commitStep(run:step:text:calls:at:ttl:tokens:pause:)`` committed.
 public struct CommittedStep: Sendable {
     public var step: Int
     public var text: String
@@ -166,7 +166,7 @@ public struct StoreScenario: Sendable {
     /// Commits one model step of `run` whose tool calls are classified by `calls`.
     public func commitStep(
         run: Run, step: Int = 1, text: String = "On it.", calls specs: [CallSpec],
-        at: Date = StoreFixtures.time(seconds: 3), ttl: TimeInterval = 300, tokens: String = ""
+        at: Date = StoreFixtures.time(seconds: 3), ttl: TimeInterval = 300, tokens: String = "", pause: Bool = false
     ) async throws -> CommittedStep {
         var modelCalls: [ModelToolCall] = []
         var calls: [ToolCall] = []
@@ -205,7 +205,7 @@ public struct StoreScenario: Sendable {
             StepCommit(
                 runID: run.id, sessionID: run.sessionID, namespaceID: namespace.id, step: step, text: text,
                 modelCalls: modelCalls, calls: calls, confirmations: confirmations, actor: "alice", tokens: tokens,
-                now: at))
+                now: at, pause: pause))
         return CommittedStep(
             step: step, text: text, modelCalls: modelCalls, calls: calls, confirmations: confirmations, events: events)
     }

@@ -136,7 +136,8 @@ extension JSONValue {
     }
 
     public static func parse(_ text: String) throws -> JSONValue {
-        try parse(Data(text.utf8))
+        if let value = JSONFastParser.parse(text) { return value }
+        return try parse(Data(text.utf8))
     }
 
     /// Converts any `Encodable` into a `JSONValue`.

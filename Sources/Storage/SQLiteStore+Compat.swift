@@ -7,7 +7,7 @@ import GateCore
 extension SQLiteStore {
     public func bindCompatID(_ binding: CompatIDBinding) async throws -> CompatIDBinding {
         try await pool.write { db in
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     INSERT OR IGNORE INTO compat_ids (kind, external_id, local_id, namespace_id, created_at)
                     VALUES (?, ?, ?, ?, ?)
@@ -23,16 +23,16 @@ extension SQLiteStore {
     }
 
     public func compatID(kind: String, externalID: String) async throws -> CompatIDBinding? {
-        try await pool.read { db in try Self.loadCompatID(db, kind: kind, externalID: externalID) }
+        try readNow { db in try Self.loadCompatID(db, kind: kind, externalID: externalID) }
     }
 
     public func compatSecret(name: String, proposed: String, now: Date) async throws -> String {
         try await pool.write { db in
-            try db.execute(
+            try db.executeCached(
                 sql: "INSERT OR IGNORE INTO compat_secrets (name, value, created_at) VALUES (?, ?, ?)",
                 arguments: [name, proposed, now.millis])
             guard
-                let value = try String.fetchOne(
+                let value = try String.fetchOneCached(
                     db, sql: "SELECT value FROM compat_secrets WHERE name = ?", arguments: [name])
             else { throw CountersignError(.internal, "The secret \(name) was not stored.") }
             return value
@@ -40,7 +40,7 @@ extension SQLiteStore {
     }
 
     static func loadCompatID(_ db: Database, kind: String, externalID: String) throws -> CompatIDBinding? {
-        try Row.fetchOne(
+        try Row.fetchOneCached(
             db, sql: "SELECT * FROM compat_ids WHERE kind = ? AND external_id = ?", arguments: [kind, externalID]
         ).map { row in
             CompatIDBinding(

@@ -93,31 +93,65 @@ extension SQLiteStore {
     }
 
     static func loadSession(_ db: Database, _ id: String) throws -> Session? {
-        try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(session)
+        try Row.fetchOneCached(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(session)
     }
 
     static func loadRun(_ db: Database, _ id: String) throws -> Run? {
-        try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(run)
+        try Row.fetchOneCached(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(run)
     }
 
     static func loadToolCall(_ db: Database, _ id: String) throws -> ToolCall? {
-        try Row.fetchOne(db, sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id]).map(toolCall)
+        try Row.fetchOneCached(db, sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id]).map(toolCall)
     }
 
     static func loadConfirmation(_ db: Database, _ id: String) throws -> Confirmation? {
-        try Row.fetchOne(db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id]).map(confirmation)
+        try Row.fetchOneCached(db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id]).map(confirmation)
+    }
+
+    /// The conversation as the model sees it (``Store/history(sessionID:)``).
+    static func loadHistory(_ db: Database, _ sessionID: String) throws -> [ChatMessage] {
+        let decoder = JSONCoding.decoder
+        let messages = try Row.fetchAllCached(
+            db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
+            arguments: [sessionID])
+        let calls = try Row.fetchAllCached(
+            db, sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
+            arguments: [sessionID]
+        ).map(Self.toolCall)
+        var byStep: [String: [ToolCall]] = [:]
+        for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
+        var history: [ChatMessage] = []
+        for row in messages {
+            let message = try decoder.decode(ChatMessage.self, from: Data((row["body"] as String).utf8))
+            history.append(message)
+            guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
+            let runID: String = row["run_id"]
+            let step: Int = row["step"]
+            for call in byStep["\(runID)#\(step)"] ?? [] where call.status.isSettled {
+                history.append(
+                    .tool(callID: call.modelCallID, name: call.toolName, content: call.output?.content ?? ""))
+            }
+        }
+        return history
+    }
+
+    static func loadGrants(_ db: Database, _ sessionID: String) throws -> [Grant] {
+        try Row.fetchAllCached(
+            db, sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
+            arguments: [sessionID]
+        ).map(grant)
     }
 
     // MARK: Writes
 
     static func insertNamespace(_ db: Database, _ namespace: Namespace) throws {
-        try db.execute(
+        try db.executeCached(
             sql: "INSERT INTO namespaces (id, name, created_at) VALUES (?, ?, ?)",
             arguments: [namespace.id, namespace.name, namespace.createdAt.millis])
     }
 
     static func insertKey(_ db: Database, _ key: APIKey) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT INTO api_keys (prefix, hash, namespace_id, actor, role, created_at, expires_at, revoked_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -132,16 +166,16 @@ extension SQLiteStore {
         _ db: Database, sessionID: String, runID: String, step: Int, _ message: ChatMessage, now: Date
     ) throws {
         let next =
-            try Int.fetchOne(
+            try Int.fetchOneCached(
                 db, sql: "SELECT COALESCE(MAX(idx), -1) + 1 FROM messages WHERE session_id = ?",
                 arguments: [sessionID]) ?? 0
-        try db.execute(
+        try db.executeCached(
             sql: "INSERT INTO messages (session_id, idx, run_id, step, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             arguments: [sessionID, next, runID, step, try encode(message), now.millis])
     }
 
     static func insertToolCall(_ db: Database, _ call: ToolCall) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT INTO tool_calls (id, session_id, run_id, step, idx, model_call_id, tool_name, params,
                     original_params, gate, status, confirmation_id, output, rule_id, grant_id)
@@ -155,7 +189,7 @@ extension SQLiteStore {
     }
 
     static func updateToolCall(_ db: Database, _ call: ToolCall) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 UPDATE tool_calls SET params = ?, original_params = ?, status = ?, output = ? WHERE id = ?
                 """,
@@ -166,7 +200,7 @@ extension SQLiteStore {
     }
 
     static func insertConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT INTO confirmations (id, namespace_id, session_id, run_id, call_id, tool_name, tool_key, summary,
                     policy, rule_id, params, params_hash, requested_by, created_at, expires_at, status, decision,
@@ -184,13 +218,13 @@ extension SQLiteStore {
     }
 
     static func updateConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
-        try db.execute(
+        try db.executeCached(
             sql: "UPDATE confirmations SET status = ?, decision = ? WHERE id = ?",
             arguments: [confirmation.status.rawValue, try encode(confirmation.decision), confirmation.id])
     }
 
     static func insertGrant(_ db: Database, _ grant: Grant) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT INTO session_grants (id, session_id, tool_name, scope, confirmation_id, created_by, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -232,14 +266,14 @@ extension SQLiteStore {
     {
         guard !drafts.isEmpty else { return [] }
         guard
-            let last = try Int64.fetchOne(
+            let last = try Int64.fetchOneCached(
                 db, sql: "SELECT last_seq FROM sessions WHERE id = ?", arguments: [sessionID])
         else { throw CountersignError.notFound("Session") }
         var events: [SessionEvent] = []
         var seq = last
         for draft in drafts {
             seq += 1
-            try db.execute(
+            try db.executeCached(
                 sql: "INSERT INTO events (session_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)",
                 arguments: [sessionID, seq, draft.type, draft.data.canonicalString, now.millis])
             events.append(
@@ -247,7 +281,7 @@ extension SQLiteStore {
                     sessionID: sessionID, seq: seq, type: draft.type, data: draft.data,
                     createdAt: Date(millis: now.millis)))
         }
-        try db.execute(
+        try db.executeCached(
             sql: "UPDATE sessions SET last_seq = ?, updated_at = ? WHERE id = ?",
             arguments: [seq, now.millis, sessionID])
         return events
@@ -256,14 +290,14 @@ extension SQLiteStore {
     /// Links an entry into its namespace's hash chain.
     static func appendAudit(_ db: Database, _ draft: AuditDraft, at: Date) throws {
         let previous =
-            try String.fetchOne(
+            try String.fetchOneCached(
                 db, sql: "SELECT hash FROM audit WHERE namespace_id = ? ORDER BY id DESC LIMIT 1",
                 arguments: [draft.namespaceID]) ?? AuditEntry.genesisHash
         let at = Date(millis: at.millis)
         let hash = AuditEntry.computeHash(
             namespaceID: draft.namespaceID, at: at, actor: draft.actor, action: draft.action, subject: draft.subject,
             data: draft.data, prevHash: previous)
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT INTO audit (namespace_id, at, actor, action, subject, data, prev_hash, hash)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -281,7 +315,7 @@ extension SQLiteStore {
         try updateToolCall(db, plan.call)
         if let grant = plan.grant { try insertGrant(db, grant) }
         if plan.finalStepOnly {
-            try db.execute(
+            try db.executeCached(
                 sql: "UPDATE runs SET final_step_only = 1 WHERE id = ?", arguments: [plan.confirmation.runID])
         }
         for entry in plan.audit { try appendAudit(db, entry, at: now) }
@@ -290,12 +324,12 @@ extension SQLiteStore {
         var resume: String?
         if let run = try loadRun(db, plan.confirmation.runID), run.status == .awaiting {
             let pending =
-                try Int.fetchOne(
+                try Int.fetchOneCached(
                     db, sql: "SELECT COUNT(*) FROM confirmations WHERE run_id = ? AND status = 'pending'",
                     arguments: [run.id]) ?? 0
             if pending == 0 {
-                try db.execute(sql: "UPDATE runs SET status = 'running' WHERE id = ?", arguments: [run.id])
-                try db.execute(
+                try db.executeCached(sql: "UPDATE runs SET status = 'running' WHERE id = ?", arguments: [run.id])
+                try db.executeCached(
                     sql: "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ?",
                     arguments: [now.millis, run.sessionID])
                 resume = run.id

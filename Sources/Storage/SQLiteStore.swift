@@ -36,6 +36,15 @@ public final class SQLiteStore: Store {
         return try await pool.write(body)
     }
 
+    /// One read transaction, run on the calling thread. A read in WAL mode never waits
+    /// for the writer, and the pool has more reader connections (5) than the cooperative
+    /// pool has threads, so this blocks its thread only while SQLite reads; GRDB's async
+    /// `read` would add two thread hand-offs (to the reader's queue and back) to every
+    /// read, more than most of the store's reads cost.
+    func readNow<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.read(body)
+    }
+
     /// Write transactions committed so far and the commits they took (group commit only).
     public var commitStatistics: (commits: Int, writes: Int)? {
         groupCommit.map { ($0.statistics.batches, $0.statistics.writes) }
@@ -47,7 +56,7 @@ public final class SQLiteStore: Store {
     }
 
     public func journalMode() async throws -> String {
-        try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try readNow { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
     }
 
     /// Runs raw SQL; for tests that tamper with rows and for operators' maintenance.
@@ -67,14 +76,14 @@ public final class SQLiteStore: Store {
     }
 
     public func ping() async throws {
-        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        _ = try readNow { db in try Int.fetchOneCached(db, sql: "SELECT 1") }
     }
 
     // MARK: Tenancy
 
     public func bootstrapIfEmpty(namespace: Namespace, key: APIKey) async throws -> Bool {
         try await write { db in
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM namespaces") ?? 0
+            let count = try Int.fetchOneCached(db, sql: "SELECT COUNT(*) FROM namespaces") ?? 0
             guard count == 0 else { return false }
             try Self.insertNamespace(db, namespace)
             try Self.insertKey(db, key)
@@ -94,7 +103,8 @@ public final class SQLiteStore: Store {
 
     public func createNamespace(_ namespace: Namespace, audit: AuditDraft) async throws {
         try await write { db in
-            if try Int.fetchOne(db, sql: "SELECT 1 FROM namespaces WHERE name = ?", arguments: [namespace.name]) != nil
+            if try Int.fetchOneCached(db, sql: "SELECT 1 FROM namespaces WHERE name = ?", arguments: [namespace.name])
+                != nil
             {
                 throw CountersignError(
                     .validationError, "A namespace named '\(namespace.name)' already exists.",
@@ -106,8 +116,8 @@ public final class SQLiteStore: Store {
     }
 
     public func namespace(idOrName: String) async throws -> Namespace? {
-        try await pool.read { db in
-            try Row.fetchOne(
+        try readNow { db in
+            try Row.fetchOneCached(
                 db, sql: "SELECT * FROM namespaces WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
                 arguments: [idOrName, idOrName, idOrName]
             ).map(Self.namespace)
@@ -115,8 +125,8 @@ public final class SQLiteStore: Store {
     }
 
     public func namespaces() async throws -> [Namespace] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM namespaces ORDER BY created_at, id").map(Self.namespace)
+        try readNow { db in
+            try Row.fetchAllCached(db, sql: "SELECT * FROM namespaces ORDER BY created_at, id").map(Self.namespace)
         }
     }
 
@@ -128,14 +138,15 @@ public final class SQLiteStore: Store {
     }
 
     public func key(prefix: String) async throws -> APIKey? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.apiKey)
+        try readNow { db in
+            try Row.fetchOneCached(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(
+                Self.apiKey)
         }
     }
 
     public func keys(namespaceID: String) async throws -> [APIKey] {
-        try await pool.read { db in
-            try Row.fetchAll(
+        try readNow { db in
+            try Row.fetchAllCached(
                 db, sql: "SELECT * FROM api_keys WHERE namespace_id = ? ORDER BY created_at, prefix",
                 arguments: [namespaceID]
             ).map(Self.apiKey)
@@ -144,7 +155,7 @@ public final class SQLiteStore: Store {
 
     public func revokeKey(prefix: String, namespaceID: String, at: Date, audit: AuditDraft) async throws -> Bool {
         try await write { db in
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?)
                     WHERE prefix = ? AND namespace_id = ?
@@ -161,7 +172,7 @@ public final class SQLiteStore: Store {
         -> [SessionEvent]
     {
         try await write { db in
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     INSERT INTO sessions (id, namespace_id, actor, agent, status, metadata, tainted, tainted_by,
                         active_run_id, last_seq, created_at, updated_at)
@@ -178,13 +189,13 @@ public final class SQLiteStore: Store {
     }
 
     public func session(id: String) async throws -> Session? {
-        try await pool.read { db in try Self.loadSession(db, id) }
+        try readNow { db in try Self.loadSession(db, id) }
     }
 
     public func sessions(namespaceID: String, actor: String?, beforeID: String?, limit: Int) async throws
         -> [Session]
     {
-        try await pool.read { db in
+        try readNow { db in
             var sql = "SELECT * FROM sessions WHERE namespace_id = ?"
             var arguments: StatementArguments = [namespaceID]
             if let actor {
@@ -192,7 +203,7 @@ public final class SQLiteStore: Store {
                 arguments += [actor]
             }
             if let beforeID,
-                let cursor = try Row.fetchOne(
+                let cursor = try Row.fetchOneCached(
                     db, sql: "SELECT created_at, id FROM sessions WHERE id = ? AND namespace_id = ?",
                     arguments: [beforeID, namespaceID])
             {
@@ -203,35 +214,12 @@ public final class SQLiteStore: Store {
             }
             sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
             arguments += [limit]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.session)
+            return try Row.fetchAllCached(db, sql: sql, arguments: arguments).map(Self.session)
         }
     }
 
     public func history(sessionID: String) async throws -> [ChatMessage] {
-        try await pool.read { db in
-            let messages = try Row.fetchAll(
-                db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
-                arguments: [sessionID])
-            let calls = try Row.fetchAll(
-                db, sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
-                arguments: [sessionID]
-            ).map(Self.toolCall)
-            var byStep: [String: [ToolCall]] = [:]
-            for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
-            var history: [ChatMessage] = []
-            for row in messages {
-                let message = try JSONCoding.decoder.decode(ChatMessage.self, from: Data((row["body"] as String).utf8))
-                history.append(message)
-                guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
-                let runID: String = row["run_id"]
-                let step: Int = row["step"]
-                for call in byStep["\(runID)#\(step)"] ?? [] where call.status.isSettled {
-                    history.append(
-                        .tool(callID: call.modelCallID, name: call.toolName, content: call.output?.content ?? ""))
-                }
-            }
-            return history
-        }
+        try readNow { db in try Self.loadHistory(db, sessionID) }
     }
 
     // MARK: Runs
@@ -243,7 +231,7 @@ public final class SQLiteStore: Store {
             }
             switch session.status {
             case .awaitingConfirmation:
-                let pending = try String.fetchAll(
+                let pending = try String.fetchAllCached(
                     db,
                     sql: "SELECT id FROM confirmations WHERE session_id = ? AND status = 'pending' ORDER BY created_at",
                     arguments: [session.id])
@@ -260,12 +248,12 @@ public final class SQLiteStore: Store {
             case .idle, .failed, .cancelled:
                 break
             }
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     INSERT INTO runs (id, session_id, status, step, final_step_only, created_at)
                     VALUES (?, ?, 'running', 0, 0, ?)
                     """, arguments: [run.id, run.sessionID, run.createdAt.millis])
-            try db.execute(
+            try db.executeCached(
                 sql: "UPDATE sessions SET status = 'running', active_run_id = ?, updated_at = ? WHERE id = ?",
                 arguments: [run.id, now.millis, run.sessionID])
             try Self.insertMessage(db, sessionID: run.sessionID, runID: run.id, step: 0, .user(message), now: now)
@@ -276,12 +264,20 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func modelContext(runID: String) async throws -> ModelContext {
+        try readNow { db in
+            guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
+            return ModelContext(
+                history: try Self.loadHistory(db, run.sessionID), grants: try Self.loadGrants(db, run.sessionID))
+        }
+    }
+
     public func runSnapshot(runID: String) async throws -> RunSnapshot {
-        try await pool.read { db in
+        try readNow { db in
             guard let run = try Self.loadRun(db, runID), let session = try Self.loadSession(db, run.sessionID) else {
                 throw CountersignError.notFound("Run")
             }
-            let calls = try Row.fetchAll(
+            let calls = try Row.fetchAllCached(
                 db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
                 arguments: [run.id, run.step]
             ).map(Self.toolCall)
@@ -316,9 +312,12 @@ public final class SQLiteStore: Store {
             for call in step.calls where call.grantID != nil || (call.ruleID != nil && call.confirmationID == nil) {
                 try Self.appendAudit(db, Self.policyAudit(call, namespaceID: step.namespaceID), at: step.now)
             }
-            try db.execute(sql: "UPDATE runs SET step = ? WHERE id = ?", arguments: [step.step, step.runID])
+            let pauses = step.pause && !step.confirmations.isEmpty && !step.calls.contains { $0.status == .ready }
+            try db.executeCached(
+                sql: "UPDATE runs SET step = ?, status = ? WHERE id = ?",
+                arguments: [step.step, pauses ? RunStatus.awaiting.rawValue : RunStatus.running.rawValue, step.runID])
             if !step.confirmations.isEmpty {
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE sessions SET status = 'awaiting_confirmation', updated_at = ? WHERE id = ?",
                     arguments: [step.now.millis, step.sessionID])
             }
@@ -348,17 +347,17 @@ public final class SQLiteStore: Store {
         try await write { db in
             guard let run = try Self.loadRun(db, runID), run.status == .running else { return .stopped }
             let pending =
-                try Int.fetchOne(
+                try Int.fetchOneCached(
                     db, sql: "SELECT COUNT(*) FROM confirmations WHERE run_id = ? AND status = 'pending'",
                     arguments: [runID]) ?? 0
             if pending == 0 {
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ? AND status != 'running'",
                     arguments: [now.millis, run.sessionID])
                 return .proceed
             }
-            try db.execute(sql: "UPDATE runs SET status = 'awaiting' WHERE id = ?", arguments: [runID])
-            try db.execute(
+            try db.executeCached(sql: "UPDATE runs SET status = 'awaiting' WHERE id = ?", arguments: [runID])
+            try db.executeCached(
                 sql: "UPDATE sessions SET status = 'awaiting_confirmation', updated_at = ? WHERE id = ?",
                 arguments: [now.millis, run.sessionID])
             return .paused([])
@@ -420,7 +419,7 @@ public final class SQLiteStore: Store {
             var drafts = [EventFactory.toolResult(call)]
             if taints, let session = try Self.loadSession(db, call.sessionID), !session.tainted {
                 let source = TaintSource(callID: call.id, toolName: call.toolName)
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE sessions SET tainted = 1, tainted_by = ? WHERE id = ?",
                     arguments: [source.json.canonicalString, call.sessionID])
                 drafts.append(EventFactory.sessionTainted(source))
@@ -463,10 +462,10 @@ public final class SQLiteStore: Store {
                     .assistant(text: finalText, toolCalls: []), now: now)
                 drafts.append(EventFactory.messageCompleted(runID: runID, text: finalText, calls: []))
             }
-            try db.execute(
+            try db.executeCached(
                 sql: "UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE id = ?",
                 arguments: [status.rawValue, error, now.millis, runID])
-            try db.execute(
+            try db.executeCached(
                 sql: "UPDATE sessions SET status = 'idle', active_run_id = NULL, updated_at = ? WHERE id = ?",
                 arguments: [now.millis, run.sessionID])
             if status == .failed {
@@ -480,7 +479,7 @@ public final class SQLiteStore: Store {
 
     public func recoverAfterCrash(now: Date) async throws -> [String] {
         try await write { db in
-            let executing = try Row.fetchAll(db, sql: "SELECT * FROM tool_calls WHERE status = 'executing'")
+            let executing = try Row.fetchAllCached(db, sql: "SELECT * FROM tool_calls WHERE status = 'executing'")
                 .map(Self.toolCall)
             for var call in executing {
                 call.status = .interrupted
@@ -498,7 +497,8 @@ public final class SQLiteStore: Store {
                             data: ["call_id": .string(call.id)]), at: now)
                 }
             }
-            return try String.fetchAll(db, sql: "SELECT id FROM runs WHERE status = 'running' ORDER BY created_at")
+            return try String.fetchAllCached(
+                db, sql: "SELECT id FROM runs WHERE status = 'running' ORDER BY created_at")
         }
     }
 
@@ -520,7 +520,7 @@ public final class SQLiteStore: Store {
 
     public func expireDue(now: Date, limit: Int) async throws -> [DecisionOutcome] {
         try await write { db in
-            let due = try Row.fetchAll(
+            let due = try Row.fetchAllCached(
                 db,
                 sql: """
                     SELECT * FROM confirmations WHERE status = 'pending' AND expires_at <= ?
@@ -548,7 +548,7 @@ public final class SQLiteStore: Store {
             }
             var drafts: [EventDraft] = []
             var cancelled: [Confirmation] = []
-            let open = try Row.fetchAll(
+            let open = try Row.fetchAllCached(
                 db,
                 sql:
                     "SELECT * FROM confirmations WHERE run_id = ? AND status IN ('pending', 'approved') ORDER BY created_at",
@@ -566,7 +566,7 @@ public final class SQLiteStore: Store {
                 cancelled.append(plan.confirmation)
             }
             // Auto calls that never started are cancelled too, so history stays complete.
-            let unstarted = try Row.fetchAll(
+            let unstarted = try Row.fetchAllCached(
                 db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND status IN ('ready', 'interrupted')",
                 arguments: [runID]
             ).map(Self.toolCall)
@@ -576,9 +576,9 @@ public final class SQLiteStore: Store {
                 try Self.updateToolCall(db, call)
                 drafts.append(EventFactory.toolResult(call))
             }
-            try db.execute(
+            try db.executeCached(
                 sql: "UPDATE runs SET status = 'cancelled', ended_at = ? WHERE id = ?", arguments: [now.millis, runID])
-            try db.execute(
+            try db.executeCached(
                 sql: "UPDATE sessions SET status = 'cancelled', active_run_id = NULL, updated_at = ? WHERE id = ?",
                 arguments: [now.millis, sessionID])
             try Self.appendAudit(
@@ -594,11 +594,11 @@ public final class SQLiteStore: Store {
     }
 
     public func confirmation(id: String) async throws -> Confirmation? {
-        try await pool.read { db in try Self.loadConfirmation(db, id) }
+        try readNow { db in try Self.loadConfirmation(db, id) }
     }
 
     public func confirmations(namespaceID: String, filter: ConfirmationFilter) async throws -> [Confirmation] {
-        try await pool.read { db in
+        try readNow { db in
             var sql = "SELECT c.* FROM confirmations c"
             var arguments: StatementArguments = []
             if filter.actor != nil { sql += " JOIN sessions s ON s.id = c.session_id" }
@@ -621,7 +621,7 @@ public final class SQLiteStore: Store {
                 arguments += [actor]
             }
             if let afterID = filter.afterID,
-                let cursor = try Row.fetchOne(
+                let cursor = try Row.fetchOneCached(
                     db, sql: "SELECT created_at, id FROM confirmations WHERE id = ? AND namespace_id = ?",
                     arguments: [afterID, namespaceID])
             {
@@ -632,24 +632,19 @@ public final class SQLiteStore: Store {
             }
             sql += " ORDER BY c.created_at, c.id LIMIT ?"
             arguments += [filter.limit]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.confirmation)
+            return try Row.fetchAllCached(db, sql: sql, arguments: arguments).map(Self.confirmation)
         }
     }
 
     public func nextExpiry() async throws -> Date? {
-        try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(expires_at) FROM confirmations WHERE status = 'pending'")
+        try readNow { db in
+            try Int64.fetchOneCached(db, sql: "SELECT MIN(expires_at) FROM confirmations WHERE status = 'pending'")
                 .map(Date.init(millis:))
         }
     }
 
     public func grants(sessionID: String) async throws -> [Grant] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
-                arguments: [sessionID]
-            ).map(Self.grant)
-        }
+        try readNow { db in try Self.loadGrants(db, sessionID) }
     }
 
     public func revokeGrants(sessionID: String, grantID: String?, toolName: String?, actor: String, now: Date)
@@ -667,10 +662,10 @@ public final class SQLiteStore: Store {
                 sql += " AND tool_name = ?"
                 _ = arguments.append(contentsOf: [toolName])
             }
-            let grants = try Row.fetchAll(db, sql: sql + " ORDER BY created_at, id", arguments: arguments)
+            let grants = try Row.fetchAllCached(db, sql: sql + " ORDER BY created_at, id", arguments: arguments)
                 .map(Self.grant)
             for grant in grants {
-                try db.execute(sql: "DELETE FROM session_grants WHERE id = ?", arguments: [grant.id])
+                try db.executeCached(sql: "DELETE FROM session_grants WHERE id = ?", arguments: [grant.id])
                 try Self.appendAudit(
                     db,
                     AuditDraft(
@@ -686,8 +681,8 @@ public final class SQLiteStore: Store {
     // MARK: Events and audit
 
     public func events(sessionID: String, after: Int64, limit: Int) async throws -> [SessionEvent] {
-        try await pool.read { db in
-            try Row.fetchAll(
+        try readNow { db in
+            try Row.fetchAllCached(
                 db, sql: "SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 arguments: [sessionID, after, limit]
             ).map(Self.event)
@@ -695,8 +690,8 @@ public final class SQLiteStore: Store {
     }
 
     public func auditEntries(namespaceID: String, afterID: Int64, limit: Int) async throws -> [AuditEntry] {
-        try await pool.read { db in
-            try Row.fetchAll(
+        try readNow { db in
+            try Row.fetchAllCached(
                 db, sql: "SELECT * FROM audit WHERE namespace_id = ? AND id > ? ORDER BY id LIMIT ?",
                 arguments: [namespaceID, afterID, limit]
             ).map { row in

@@ -38,6 +38,49 @@ struct JSONValueTests {
         }
     }
 
+    /// `parse(String)` answers objects and arrays with a fast parser and falls back to
+    /// `JSONDecoder` for anything that parser does not handle: both must agree on every
+    /// document, valid or not.
+    @Test("The fast parser agrees with JSONDecoder")
+    func fastParserAgreesWithJSONDecoder() throws {
+        func decoded(_ text: String) -> JSONValue? {
+            try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        }
+        var documents = [
+            "{}", "[]", " { } ", "[1,]", "[1,,]", "{\"a\":1,}", #"{"a":1,"a":2}"#, #"{"a":-0}"#, "[-]", "[01]", "[-01]",
+            "[1.0]", "[1e2]", "[1E2]", "[-1.5e-3]", "[123456789012345678]", "[1234567890123456789]",
+            "[-9223372036854775808]", "[9223372036854775807]", "[9223372036854775808]", #"["\u00e9"]"#,
+            #"["\ud83d\ude00"]"#, #"["\ud83d"]"#, #"["a\nb\t\"c\"\\\/\b\f\r"]"#, #"["\x"]"#, "[\"\u{01}\"]",
+            #"["é ü 😀"]"#, "[true,false,null]", "[tru]", "[nulll]", "[1 2]", "{\"a\" 1}", "{'a':1}", "[1]x",
+            String(repeating: "[", count: 70) + String(repeating: "]", count: 70),
+            String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
+            #"{"session_id":"ses_1","params":{"path":"notes/todo.txt","content":"buy milk"},"n":[1,-2,{"x":null}]}"#,
+        ]
+        // Random canonical documents, as the store writes them.
+        var generator = SystemRandomNumberGenerator()
+        func random(_ depth: Int) -> JSONValue {
+            switch Int.random(in: 0..<(depth > 3 ? 5 : 7), using: &generator) {
+            case 0: return .null
+            case 1: return .bool(Bool.random(using: &generator))
+            case 2: return .int(Int64.random(in: Int64.min...Int64.max, using: &generator) >> Int64.random(in: 0..<63))
+            case 3: return .double(Double.random(in: -1e6...1e6, using: &generator))
+            case 4:
+                let alphabet = Array("ab \"\\/\n\t\u{1}é😀")
+                return .string(String((0..<Int.random(in: 0..<8)).map { _ in alphabet.randomElement()! }))
+            case 5: return .array((0..<Int.random(in: 0..<4)).map { _ in random(depth + 1) })
+            default:
+                return .object(
+                    Dictionary(
+                        (0..<Int.random(in: 0..<4)).map { ("k\($0)", random(depth + 1)) },
+                        uniquingKeysWith: { a, _ in a }))
+            }
+        }
+        for _ in 0..<300 { documents.append(JSONValue.array([random(0), random(0)]).canonicalString) }
+        for text in documents {
+            #expect((try? JSONValue.parse(text)) == decoded(text), "\(text)")
+        }
+    }
+
     @Test("Decoding arrays and objects, nested")
     func decodesContainers() throws {
         let value = try JSONValue.parse(

@@ -207,7 +207,7 @@ struct MurphController {
             else { throw Failure.notFound }
             let confirmation: Confirmation
             do {
-                confirmation = try await kit.access.decidable(confirmationID, for: identity)
+                confirmation = try await kit.access.decidable(confirmationID, for: identity).0
             } catch let error as CountersignError where error.code == .forbidden {
                 throw Failure(
                     status: .forbidden, code: "FORBIDDEN", message: "The confirmation belongs to another actor.")

@@ -88,9 +88,9 @@ struct ConfirmationsController {
         let id = try context.parameters.require("id")
         let body = try await JSONBody.read(request, limit: configuration.maxBodyBytes, allowed: Self.decisionFields)
         let decision = try Self.decisionRequest(body)
-        let confirmation = try await access.decidable(id, for: identity)
-        let result = try await engine.decide(
-            confirmationID: confirmation.id, request: decision, by: identity)
+        let decidable = try await access.decidable(id, for: identity)
+        let confirmation = decidable.0
+        let result = try await engine.decide(decidable, request: decision, by: identity)
         if request.wantsEventStream {
             let after = result.resumed?.startSeq ?? 0
             if let handle = result.resumed {
@@ -142,9 +142,8 @@ struct ConfirmationsController {
         var handles: [RunHandle] = []
         for (id, decision) in parsed {
             do {
-                let confirmation = try await access.decidable(id, for: identity)
-                let result = try await engine.decide(
-                    confirmationID: confirmation.id, request: decision, by: identity)
+                let decidable = try await access.decidable(id, for: identity)
+                let result = try await engine.decide(decidable, request: decision, by: identity)
                 if let handle = result.resumed { handles.append(handle) }
                 results.append([
                     "id": .string(id), "ok": true, "status": 200,
