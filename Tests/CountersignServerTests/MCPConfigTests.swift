@@ -114,14 +114,7 @@ import ToolSources
 
     @Test(arguments: errorCases)
     func errorsNameTheFileThePathAndTheProblem(yaml: String, expected: String) throws {
-        do {
-            _ = try loadConfig(yaml)
-            Issue.record("expected a ConfigError containing \(expected)")
-        } catch let error as ConfigError {
-            #expect(error.description.contains(expected), "\(error.description)")
-            #expect(error.file.hasSuffix(".yaml"))
-            #expect(error.line != nil)
-        }
+        try expectConfigError(yaml, contains: expected)
     }
 
     @Test func aPatternOfAnUnknownServerStillWarns() throws {

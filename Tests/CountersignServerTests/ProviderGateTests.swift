@@ -27,6 +27,21 @@ func loadConfig(_ yaml: String, environment: [String: String] = [:]) throws -> A
     return try AgentConfig.load(file: url.path, environment: environment)
 }
 
+/// Loading `yaml` fails with a ConfigError that names the file (and the line) and
+/// contains `expected`.
+func expectConfigError(
+    _ yaml: String, contains expected: String, sourceLocation: SourceLocation = #_sourceLocation
+) throws {
+    do {
+        _ = try loadConfig(yaml)
+        Issue.record("expected a ConfigError containing \(expected)", sourceLocation: sourceLocation)
+    } catch let error as ConfigError {
+        #expect(error.description.contains(expected), "\(error.description)", sourceLocation: sourceLocation)
+        #expect(error.description.hasPrefix(error.file), sourceLocation: sourceLocation)
+        #expect(error.file.hasSuffix(".yaml"), sourceLocation: sourceLocation)
+    }
+}
+
 /// A config with one agent, `writer`, whose model is behind `baseURL`.
 func writerConfig(provider: String, baseURL: String, stream: Bool) -> String {
     let model =
@@ -391,14 +406,7 @@ struct StreamingModel: LanguageModel {
 
     @Test(arguments: errorCases)
     func errorsNameTheFileThePathAndTheProblem(yaml: String, expected: String) throws {
-        do {
-            _ = try loadConfig(yaml)
-            Issue.record("expected a ConfigError containing \(expected)")
-        } catch let error as ConfigError {
-            #expect(error.description.contains(expected), "\(error.description)")
-            #expect(error.description.hasPrefix(error.file))
-            #expect(error.file.hasSuffix(".yaml"))
-        }
+        try expectConfigError(yaml, contains: expected)
     }
 
     /// The complete example of docs/configuration.md loads as documented.

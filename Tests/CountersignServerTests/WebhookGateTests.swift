@@ -82,12 +82,8 @@ import ToolSources
             "'(' is not a valid regular expression"
         ),
     ])
-    func badWebhookAndFetchSectionsNameTheProblem(yaml: String, expected: String) {
-        #expect {
-            try loadConfig(yaml)
-        } throws: { error in
-            "\(error)".contains(expected)
-        }
+    func badWebhookAndFetchSectionsNameTheProblem(yaml: String, expected: String) throws {
+        try expectConfigError(yaml, contains: expected)
     }
 
     /// Small transfers run at once; big ones wait for a person and reach the receiver
