@@ -284,7 +284,14 @@ public actor MCPServerConnection: ToolProvider, Service {
             _ = await ended.wait(atMost: timeout)
             if Task.isCancelled { return }
             ended.fulfil("no answer within \(timeout)")
-            await client.disconnect()
+            // The attempt may not have reached `client.connect` yet (a child that exits at
+            // once ends it before it starts): a single disconnect would then come first and
+            // the handshake would wait for an answer that never comes. Keep disconnecting
+            // until the attempt is over (it cancels this task).
+            while !Task.isCancelled {
+                await client.disconnect()
+                try? await Task.sleep(for: .milliseconds(50))
+            }
         }
         defer { watchdog.cancel() }
         do {
