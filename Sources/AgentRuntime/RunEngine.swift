@@ -483,15 +483,16 @@ public final class RunEngine: Sendable {
                 continue
             }
             let grant = grants.first { $0.covers(toolName: tool.descriptor.name, params: params) }
-            let decision = PolicyEvaluator.evaluate(
+            // One evaluation gives the decision and the rule that matched (also for calls
+            // a rule lets run, which the decision itself does not name).
+            let explanation = PolicyEvaluator.explain(
                 toolName: tool.descriptor.name, flags: tool.descriptor.flags, params: params, policy: agent.policy,
                 tainted: session.tainted, granted: grant != nil)
-            switch decision {
+            switch explanation.decision {
             case .run(let reason):
                 call.gate = .auto
                 call.status = .ready
-                call.ruleID = PolicyEvaluator.matchingRule(
-                    toolName: tool.descriptor.name, params: params, in: agent.policy)
+                call.ruleID = explanation.ruleID
                 if reason == .grant { call.grantID = grant?.id }
             case .deny(let ruleID):
                 call.ruleID = ruleID

@@ -248,11 +248,6 @@ public enum PolicyEvaluator {
             .decision
     }
 
-    /// The id of the first rule that matches the call, if any.
-    public static func matchingRule(toolName: String, params: JSONValue, in policy: AgentPolicy) -> String? {
-        policy.rules.first(where: { $0.matches(toolName: toolName, params: params) })?.id
-    }
-
     public static func explain(
         toolName: String, flags: ToolFlags, params: JSONValue, policy: AgentPolicy,
         tainted: Bool, granted: Bool
