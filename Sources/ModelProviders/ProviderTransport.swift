@@ -135,14 +135,8 @@ public struct ProviderTransport: Sendable {
                 for event in decoder.finish() { try await onEvent(&state, event) }
                 return state
             }
-        } catch is StreamIdleTimeout {
-            throw idleError()
-        } catch let error as CountersignError {
-            throw error
         } catch {
-            if error is CancellationError { throw error }
-            throw CountersignError(
-                .unavailable, "The model provider (\(label)) broke off its answer: \(Self.describe(error)).")
+            throw readFailure(error)
         }
     }
 
@@ -161,15 +155,18 @@ public struct ProviderTransport: Sendable {
                 }
                 return collected
             }
-        } catch is StreamIdleTimeout {
-            throw idleError()
-        } catch let error as CountersignError {
-            throw error
         } catch {
-            if error is CancellationError { throw error }
-            throw CountersignError(
-                .unavailable, "The model provider (\(label)) broke off its answer: \(Self.describe(error)).")
+            throw readFailure(error)
         }
+    }
+
+    /// What a failed read of an answer reports: a stalled stream as the idle error, our
+    /// own errors and cancellation as they are, anything else as a broken-off answer.
+    func readFailure(_ error: any Error) -> any Error {
+        if error is StreamIdleTimeout { return idleError() }
+        if error is CountersignError || error is CancellationError { return error }
+        return CountersignError(
+            .unavailable, "The model provider (\(label)) broke off its answer: \(Self.describe(error)).")
     }
 
     func idleError() -> CountersignError {
