@@ -122,7 +122,7 @@ public final class RunEngine: Sendable {
         }
         let now = clock.now()
         let session = Session(
-            id: Identifier.make("ses"), namespaceID: namespaceID, actor: actor, agent: agent, metadata: metadata,
+            id: Identifier.ordered("ses"), namespaceID: namespaceID, actor: actor, agent: agent, metadata: metadata,
             createdAt: now, updatedAt: now)
         try FileManager.default.createDirectory(at: workspace(of: session.id), withIntermediateDirectories: true)
         _ = try await store.createSession(
@@ -136,7 +136,7 @@ public final class RunEngine: Sendable {
     /// Starts a run for a user message. Words never approve: while a confirmation is
     /// pending this throws `confirmation_pending` and nothing is written.
     public func send(sessionID: String, content: String) async throws -> RunHandle {
-        let run = Run(id: Identifier.make("run"), sessionID: sessionID, createdAt: clock.now())
+        let run = Run(id: Identifier.ordered("run"), sessionID: sessionID, createdAt: clock.now())
         // startRun throws not_found for an unknown session; the seq before its first
         // event is where a stream of this run starts.
         let events = try await store.startRun(run, message: content, now: clock.now())
@@ -449,7 +449,7 @@ public final class RunEngine: Sendable {
         var confirmations: [Confirmation] = []
         for (index, modelCall) in response.toolCalls.enumerated() {
             var call = ToolCall(
-                id: Identifier.make("call"), sessionID: session.id, runID: run.id, step: run.step + 1, index: index,
+                id: Identifier.ordered("call"), sessionID: session.id, runID: run.id, step: run.step + 1, index: index,
                 modelCallID: modelCall.id, toolName: modelCall.name, params: .object([:]), gate: .auto, status: .ready)
             guard let tool = agent.tool(named: modelCall.name) else {
                 call.gate = .deniedByPolicy
@@ -509,7 +509,7 @@ public final class RunEngine: Sendable {
                         + "was not run. Ask for fewer calls at once.")
             case .confirm(let why, let ruleID):
                 let confirmation = Confirmation(
-                    id: Identifier.make("conf"), namespaceID: session.namespaceID, sessionID: session.id,
+                    id: Identifier.ordered("conf"), namespaceID: session.namespaceID, sessionID: session.id,
                     runID: run.id, callID: call.id, toolName: tool.descriptor.name, toolKey: tool.descriptor.toolKey,
                     summary: tool.summary(of: params), policy: why, ruleID: ruleID, params: params,
                     requestedBy: "agent:\(agent.name)", createdAt: now,

@@ -76,7 +76,7 @@ public enum TransitionPlanner {
             }
             if transition.effects.contains(.recordGrant), grantAllowed {
                 grant = Grant(
-                    id: Identifier.make("grt"), sessionID: confirmation.sessionID, toolName: confirmation.toolName,
+                    id: Identifier.ordered("grt"), sessionID: confirmation.sessionID, toolName: confirmation.toolName,
                     scope: request.grantScope ?? [:], confirmationID: confirmation.id, createdBy: decidedBy,
                     createdAt: now)
             }

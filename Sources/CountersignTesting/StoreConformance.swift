@@ -383,7 +383,7 @@ public enum StoreConformance {
     static func startRunOnIdle(_ store: any Store) async throws {
         let world = try await StoreScenario.make(store)
         let session = try await world.newSession(at: t(1))
-        let run = Run(id: Identifier.make("run"), sessionID: session.id, createdAt: t(2))
+        let run = Run(id: Identifier.ordered("run"), sessionID: session.id, createdAt: t(2))
         let events = try await store.startRun(run, message: "hello there", now: t(2))
         #expect(events.map(\.type) == [EventType.messageCreated, EventType.runStarted])
         #expect(events.map(\.seq) == [1, 2])
@@ -403,7 +403,7 @@ public enum StoreConformance {
 
         await expectCountersignError(.notFound) {
             try await store.startRun(
-                Run(id: Identifier.make("run"), sessionID: "ses_missing", createdAt: t(3)), message: "hi", now: t(3))
+                Run(id: Identifier.ordered("run"), sessionID: "ses_missing", createdAt: t(3)), message: "hi", now: t(3))
         }
         await expectAnyError("runSnapshot of an unknown run") { try await store.runSnapshot(runID: "run_missing") }
     }
@@ -415,7 +415,7 @@ public enum StoreConformance {
         #expect(pendingIDs.count == 2)
 
         let before = try await footprint(world, sessionID: session.id, runID: run.id)
-        let attempt = Run(id: Identifier.make("run"), sessionID: session.id, createdAt: t(10))
+        let attempt = Run(id: Identifier.ordered("run"), sessionID: session.id, createdAt: t(10))
         let error = await expectCountersignError(.confirmationPending) {
             try await store.startRun(attempt, message: "yes", now: t(10))
         }
@@ -432,7 +432,8 @@ public enum StoreConformance {
             grantAllowed: false, now: t(11))
         let again = await expectCountersignError(.confirmationPending) {
             try await store.startRun(
-                Run(id: Identifier.make("run"), sessionID: session.id, createdAt: t(12)), message: "confirm", now: t(12)
+                Run(id: Identifier.ordered("run"), sessionID: session.id, createdAt: t(12)), message: "confirm",
+                now: t(12)
             )
         }
         #expect(again?.details?["pending_confirmations"] == .array([.string(pendingIDs[1])]))
@@ -444,7 +445,7 @@ public enum StoreConformance {
         let beforeUnpaused = try await footprint(world, sessionID: unpaused.id, runID: unpausedRun.id)
         let early = await expectCountersignError(.confirmationPending) {
             try await store.startRun(
-                Run(id: Identifier.make("run"), sessionID: unpaused.id, createdAt: t(23)), message: "ok", now: t(23))
+                Run(id: Identifier.ordered("run"), sessionID: unpaused.id, createdAt: t(23)), message: "ok", now: t(23))
         }
         #expect(early?.details?["pending_confirmations"] == .array([.string(unpausedStep.confirmations[0].id)]))
         #expect(try await footprint(world, sessionID: unpaused.id, runID: unpausedRun.id) == beforeUnpaused)
@@ -455,7 +456,7 @@ public enum StoreConformance {
         let session = try await world.newSession(at: t(1))
         let run = try await world.startRun(in: session, at: t(2))
         let before = try await footprint(world, sessionID: session.id, runID: run.id)
-        let attempt = Run(id: Identifier.make("run"), sessionID: session.id, createdAt: t(3))
+        let attempt = Run(id: Identifier.ordered("run"), sessionID: session.id, createdAt: t(3))
         await expectCountersignError(.sessionBusy) { try await store.startRun(attempt, message: "again", now: t(3)) }
         #expect(try await footprint(world, sessionID: session.id, runID: run.id) == before)
         await expectAnyError("the refused run must not exist") { try await store.runSnapshot(runID: attempt.id) }
@@ -465,7 +466,7 @@ public enum StoreConformance {
         let busy = try await footprint(world, sessionID: session.id, runID: run.id)
         await expectCountersignError(.sessionBusy) {
             try await store.startRun(
-                Run(id: Identifier.make("run"), sessionID: session.id, createdAt: t(5)), message: "again", now: t(5))
+                Run(id: Identifier.ordered("run"), sessionID: session.id, createdAt: t(5)), message: "again", now: t(5))
         }
         #expect(try await footprint(world, sessionID: session.id, runID: run.id) == busy)
     }
@@ -1562,7 +1563,7 @@ public enum StoreConformance {
         #expect(late?.details?["status"] == "cancelled")
 
         // The session takes new messages again.
-        let next = Run(id: Identifier.make("run"), sessionID: session.id, createdAt: t(30))
+        let next = Run(id: Identifier.ordered("run"), sessionID: session.id, createdAt: t(30))
         let started = try await store.startRun(next, message: "start over", now: t(30))
         #expect(started.map(\.type) == [EventType.messageCreated, EventType.runStarted])
 

@@ -35,7 +35,7 @@ public enum StoreFixtures {
         namespaceID: String, actor: String = "alice", agent: String = "demo", metadata: JSONValue = [:], at: Date
     ) -> Session {
         Session(
-            id: Identifier.make("ses"), namespaceID: namespaceID, actor: actor, agent: agent, metadata: metadata,
+            id: Identifier.ordered("ses"), namespaceID: namespaceID, actor: actor, agent: agent, metadata: metadata,
             createdAt: at, updatedAt: at)
     }
 
@@ -158,7 +158,7 @@ public struct StoreScenario: Sendable {
     public func startRun(
         in session: Session, message: String = "please write my notes", at: Date = StoreFixtures.time(seconds: 2)
     ) async throws -> Run {
-        let run = Run(id: Identifier.make("run"), sessionID: session.id, createdAt: at)
+        let run = Run(id: Identifier.ordered("run"), sessionID: session.id, createdAt: at)
         _ = try await store.startRun(run, message: message, now: at)
         return run
     }
@@ -176,7 +176,7 @@ public struct StoreScenario: Sendable {
                 id: "model_call_\(step)_\(index)", name: spec.toolName, arguments: spec.params)
             modelCalls.append(modelCall)
             var call = ToolCall(
-                id: Identifier.make("call"), sessionID: run.sessionID, runID: run.id, step: step, index: index,
+                id: Identifier.ordered("call"), sessionID: run.sessionID, runID: run.id, step: step, index: index,
                 modelCallID: modelCall.id, toolName: spec.toolName, params: spec.params, gate: .auto, status: .ready)
             call.ruleID = spec.ruleID
             call.grantID = spec.grantID
@@ -189,7 +189,7 @@ public struct StoreScenario: Sendable {
                 call.output = .failure(reason)
             case .confirm:
                 let confirmation = Confirmation(
-                    id: Identifier.make("conf"), namespaceID: namespace.id, sessionID: run.sessionID, runID: run.id,
+                    id: Identifier.ordered("conf"), namespaceID: namespace.id, sessionID: run.sessionID, runID: run.id,
                     callID: call.id, toolName: spec.toolName, toolKey: "files.\(spec.toolName)",
                     summary: "Run \(spec.toolName) with \(spec.params.canonicalString)", policy: spec.policy,
                     ruleID: spec.ruleID, params: spec.params, requestedBy: "agent:demo", createdAt: at,
