@@ -127,17 +127,24 @@ extension JSONValue {
     }
 
     /// Parses JSON text. Throws `CountersignError.validation` on malformed input.
+    /// Objects and arrays go through ``JSONFastParser`` first (request bodies, model
+    /// responses); it answers only when its answer is the one `JSONDecoder` gives.
     public static func parse(_ data: Data) throws -> JSONValue {
+        if let text = String(validating: data, as: UTF8.self), let value = JSONFastParser.parse(text) { return value }
+        return try decode(data)
+    }
+
+    public static func parse(_ text: String) throws -> JSONValue {
+        if let value = JSONFastParser.parse(text) { return value }
+        return try decode(Data(text.utf8))
+    }
+
+    private static func decode(_ data: Data) throws -> JSONValue {
         do {
             return try JSONDecoder().decode(JSONValue.self, from: data)
         } catch {
             throw CountersignError(.validationError, "Body is not valid JSON.")
         }
-    }
-
-    public static func parse(_ text: String) throws -> JSONValue {
-        if let value = JSONFastParser.parse(text) { return value }
-        return try parse(Data(text.utf8))
     }
 
     /// Converts any `Encodable` into a `JSONValue`.
