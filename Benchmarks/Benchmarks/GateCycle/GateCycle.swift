@@ -10,6 +10,10 @@
 //                         difference between the two
 //   GateCycle-disk-x16    16 sessions driven in parallel (TaskGroup) per iteration
 //   GateCycle-tmpfs-x16   the same on tmpfs
+//   GateCycle-diskdb      database on disk, session workspaces (the demo tool's files)
+//                         on tmpfs: the gate's durable cost without the tool's file
+//                         system work
+//   GateCycle-diskdb-x16  the same, 16 in parallel
 //   GateCycle-disk-x16-nogroupcommit
 //                         GateCycle-disk-x16 with the store's group commit off
 //                         (`SQLiteStore(path:groupCommit: false)`): one fsync per write
@@ -20,6 +24,8 @@
 //   COUNTERSIGN_BENCH_TMPFS_DIR  parent folder for the tmpfs database (default /dev/shm;
 //                                the tmpfs benchmarks are skipped when it is missing)
 //   COUNTERSIGN_BENCH_SECONDS    maximum measured seconds per benchmark (default 10)
+//   COUNTERSIGN_BENCH_KEEP       when set, leave each benchmark's folders in place (see
+//                                Harness.remove for why disk comparisons want this)
 
 import AgentRuntime
 import Benchmark
@@ -45,16 +51,30 @@ struct Harness: Sendable {
     let store: SQLiteStore
     let namespaceID: String
     let directory: URL
+    /// Where the session workspaces are, when not under `directory`.
+    let workspaceDirectory: URL?
 
     static let message = "write notes/todo.txt buy milk"
 
-    static func open(under parent: String, label: String, groupCommit: Bool = true) async throws -> Harness {
+    /// A fresh folder for one benchmark under `parent`.
+    static func folder(under parent: String, label: String) throws -> URL {
         let directory = URL(fileURLWithPath: parent, isDirectory: true)
             .appendingPathComponent("countersign-bench-\(label)-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    /// The database goes under `parent`; the session workspaces too, or under
+    /// `workspaceParent` when given (the `-diskdb` benchmarks: database on disk,
+    /// workspaces on tmpfs).
+    static func open(under parent: String, label: String, groupCommit: Bool = true, workspaceParent: String? = nil)
+        async throws -> Harness
+    {
+        let directory = try folder(under: parent, label: label)
+        let workspaceDirectory = try workspaceParent.map { try folder(under: $0, label: label + "-workspaces") }
         var config = ServerConfiguration()
         config.databaseURL = "sqlite:\(directory.path)/bench.db"
-        config.dataDirectory = directory.path
+        config.dataDirectory = (workspaceDirectory ?? directory).path
         let runtime = try await ServerRuntime.open(config)
         guard let namespace = try await runtime.store.namespace(idOrName: "default") else {
             throw BenchFailure("no default namespace after bootstrap")
@@ -78,7 +98,8 @@ struct Harness: Sendable {
             throw BenchFailure("group commit is \(store.commitStatistics != nil), expected \(groupCommit)")
         }
         return Harness(
-            runtime: runtime, engine: engine, store: store, namespaceID: namespace.id, directory: directory)
+            runtime: runtime, engine: engine, store: store, namespaceID: namespace.id, directory: directory,
+            workspaceDirectory: workspaceDirectory)
     }
 
     /// Commits the store has made so far (group commit only).
@@ -121,8 +142,15 @@ struct Harness: Sendable {
         }
     }
 
+    /// Deletes the benchmark's folders, unless `COUNTERSIGN_BENCH_KEEP` is set. On ext4
+    /// without a journal (this machine's disk) every new inode skips the inodes deleted in
+    /// the last 1–6 minutes nearby, so deleting one run's tens of thousands of files slows
+    /// the file creation of the runs after it; keep the folders when comparing disk runs
+    /// back to back and delete them afterwards (see README.md).
     func remove() {
+        guard ProcessInfo.processInfo.environment["COUNTERSIGN_BENCH_KEEP"] == nil else { return }
         try? FileManager.default.removeItem(at: directory)
+        if let workspaceDirectory { try? FileManager.default.removeItem(at: workspaceDirectory) }
     }
 }
 
@@ -218,6 +246,45 @@ enum Location {
     }
 }
 
+/// Where a benchmark keeps its database and its session workspaces.
+enum Setup {
+    /// Both on disk: the product's number.
+    case disk
+    /// Both on tmpfs: the CPU floor.
+    case tmpfs
+    /// The database on disk, the workspaces (the demo tool's files) on tmpfs: the gate's
+    /// own durable cost without the file system work of the tool it gates.
+    case diskDatabase
+
+    var label: String {
+        switch self {
+        case .disk: "disk"
+        case .tmpfs: "tmpfs"
+        case .diskDatabase: "diskdb"
+        }
+    }
+
+    var available: Bool {
+        switch self {
+        case .disk: Location.disk.parent != nil
+        case .tmpfs, .diskDatabase: Location.tmpfs.parent != nil
+        }
+    }
+
+    func open(label: String, groupCommit: Bool = true) async throws -> Harness {
+        switch self {
+        case .disk:
+            try await Harness.open(under: Location.disk.checkedParent(), label: label, groupCommit: groupCommit)
+        case .tmpfs:
+            try await Harness.open(under: Location.tmpfs.checkedParent(), label: label, groupCommit: groupCommit)
+        case .diskDatabase:
+            try await Harness.open(
+                under: Location.disk.checkedParent(), label: label, groupCommit: groupCommit,
+                workspaceParent: Location.tmpfs.checkedParent())
+        }
+    }
+}
+
 // MARK: Benchmarks
 
 enum CustomMetrics {
@@ -248,14 +315,14 @@ let benchmarks: @Sendable () -> Void = {
         CustomMetrics.commitsPer100Cycles,
     ]
 
-    func sequential(_ location: Location) {
+    func sequential(_ setup: Setup) {
         let box = HarnessBox()
         Benchmark(
-            "GateCycle-\(location.label)",
+            "GateCycle-\(setup.label)",
             configuration: .init(
                 metrics: metrics, timeUnits: .microseconds, warmupIterations: 20,
-                maxDuration: .seconds(seconds), maxIterations: 1_000_000, skip: location.parent == nil,
-                setup: { box.set(try await Harness.open(under: location.checkedParent(), label: location.label)) },
+                maxDuration: .seconds(seconds), maxIterations: 1_000_000, skip: !setup.available,
+                setup: { box.set(try await setup.open(label: setup.label)) },
                 teardown: { box.set(nil) })
         ) { benchmark in
             let harness = try box.harness
@@ -269,20 +336,16 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    func parallel(_ location: Location, groupCommit: Bool) {
+    func parallel(_ setup: Setup, groupCommit: Bool) {
         let box = HarnessBox()
-        let name = "GateCycle-\(location.label)-x\(parallelSessions)" + (groupCommit ? "" : "-nogroupcommit")
+        let label = "\(setup.label)-x\(parallelSessions)"
         Benchmark(
-            name,
+            "GateCycle-" + label + (groupCommit ? "" : "-nogroupcommit"),
             configuration: .init(
                 metrics: metrics + [CustomMetrics.cyclesPerSecond, CustomMetrics.cycleLatency],
                 timeUnits: .microseconds, warmupIterations: 3, maxDuration: .seconds(seconds),
-                maxIterations: 1_000_000, skip: location.parent == nil,
-                setup: {
-                    box.set(
-                        try await Harness.open(
-                            under: location.checkedParent(), label: "\(location.label)-x16", groupCommit: groupCommit))
-                },
+                maxIterations: 1_000_000, skip: !setup.available,
+                setup: { box.set(try await setup.open(label: label, groupCommit: groupCommit)) },
                 teardown: { box.set(nil) })
         ) { benchmark in
             let harness = try box.harness
@@ -303,7 +366,9 @@ let benchmarks: @Sendable () -> Void = {
 
     sequential(.disk)
     sequential(.tmpfs)
+    sequential(.diskDatabase)
     parallel(.disk, groupCommit: true)
     parallel(.tmpfs, groupCommit: true)
+    parallel(.diskDatabase, groupCommit: true)
     parallel(.disk, groupCommit: false)
 }
