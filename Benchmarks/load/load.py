@@ -209,10 +209,16 @@ def conversation(client, agent):
     return t1 - t0, t2 - t1, (session, approve_sent)
 
 
-def drive(host, port, key, agent, total, concurrency):
+def drive(host, port, key, agent, total, concurrency, rate=None):
+    """Runs `total` conversations on `concurrency` connections. With `rate`, conversation i
+    starts no earlier than i / rate seconds after the start (an open-loop schedule: a
+    conversation that falls behind starts at once), so latencies are those at that offered
+    load rather than at saturation."""
     send, approve, errors, approvals = [], [], [], []
     lock = threading.Lock()
     remaining = [total]
+    started = [0]
+    begin = [0.0]
 
     def worker():
         client = Client(host, port, key)
@@ -221,6 +227,12 @@ def drive(host, port, key, agent, total, concurrency):
                 if remaining[0] == 0:
                     return
                 remaining[0] -= 1
+                slot = started[0]
+                started[0] += 1
+            if rate:
+                delay = begin[0] + slot / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
             try:
                 a, b, approval = conversation(client, agent)
                 with lock:
@@ -234,6 +246,7 @@ def drive(host, port, key, agent, total, concurrency):
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     start = time.perf_counter()
+    begin[0] = start
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -283,6 +296,8 @@ def main():
     parser.add_argument("-n", "--conversations", type=int, default=1000)
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=None,
+                        help="offered load in conversations/s (open loop); default: as fast as the connections go")
     parser.add_argument("--no-stream", action="store_true", help="configure the model with stream: false")
     args = parser.parse_args()
 
@@ -314,12 +329,14 @@ def main():
             drive(host, port, key, args.agent, args.warmup, min(args.concurrency, args.warmup))
         cpu_before = cpu_ms(pid) if pid else None
         wall, send, approve, errors, approvals = drive(
-            host, port, key, args.agent, args.conversations, args.concurrency)
+            host, port, key, args.agent, args.conversations, args.concurrency, args.rate)
         cpu_after = cpu_ms(pid) if pid else None
         tool_start, decided_start = tool_start_latencies(host, port, key, approvals)
 
         done = len(send)
-        print(f"conversations:         {done} ok, {len(errors)} failed, concurrency {args.concurrency}, {wall:.2f} s")
+        offered = f", offered {args.rate:g} conv/s" if args.rate else ""
+        print(f"conversations:         {done} ok, {len(errors)} failed, concurrency {args.concurrency}{offered}, "
+              f"{wall:.2f} s")
         print(f"throughput:            {done / wall:.1f} conv/s")
         for name, values in (("send->pending", send), ("approve->done", approve),
                              ("approve->tool.started", tool_start), ("decided->tool.started", decided_start)):
