@@ -12,13 +12,14 @@ import Synchronization
 /// At low load a batch holds one write and costs what a plain transaction costs; under
 /// concurrency the number of fsyncs per write falls with the batch size.
 final class GroupCommit: Sendable {
-    /// One submitted write: `run` executes it inside the batch's transaction, `finish`
-    /// reports it once the batch has committed (or failed).
+    /// One submitted write: `run` executes it inside the batch's transaction (in a
+    /// savepoint of its own when the batch holds other writes) and says whether it
+    /// succeeded; `finish` reports it once the batch has committed (or failed).
     private final class Pending: @unchecked Sendable {
-        let run: (Database) -> Void
+        let run: (_ db: Database, _ savepoint: Bool) -> Bool
         let finish: ((any Error)?) -> Void
 
-        init(run: @escaping (Database) -> Void, finish: @escaping ((any Error)?) -> Void) {
+        init(run: @escaping (Database, Bool) -> Bool, finish: @escaping ((any Error)?) -> Void) {
             self.run = run
             self.finish = finish
         }
@@ -62,7 +63,16 @@ final class GroupCommit: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let outcome = Outcome<T>()
             let pending = Pending(
-                run: { db in
+                run: { db, savepoint in
+                    guard savepoint else {
+                        do {
+                            outcome.result = .success(try body(db))
+                            return true
+                        } catch {
+                            outcome.result = .failure(error)
+                            return false
+                        }
+                    }
                     do {
                         try db.inSavepoint {
                             do {
@@ -76,6 +86,7 @@ final class GroupCommit: Sendable {
                     } catch {
                         outcome.result = .failure(error)
                     }
+                    return true
                 },
                 finish: { commitError in
                     if let commitError {
@@ -111,7 +122,10 @@ final class GroupCommit: Sendable {
             do {
                 try writer.writeWithoutTransaction { db in
                     try db.inTransaction {
-                        for pending in batch { pending.run(db) }
+                        // A write alone in its batch needs no savepoint: if it fails, the
+                        // whole transaction is what rolls back.
+                        if batch.count == 1 { return batch[0].run(db, false) ? .commit : .rollback }
+                        for pending in batch { _ = pending.run(db, true) }
                         return .commit
                     }
                 }

@@ -64,6 +64,37 @@ import Testing
         #expect(stored == (0..<100).filter { $0 % 3 != 0 })
     }
 
+    /// A write alone in its batch runs without a savepoint: when it throws, the whole
+    /// transaction rolls back, and the writes before and after it are untouched.
+    @Test func aFailingWriteAloneInItsBatchLeavesNothingBehind() async throws {
+        let store = try SQLiteStore(path: try temporaryPath())
+        try await store.migrate()
+        try await store.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        struct Refused: Error {}
+        let before = store.commitStatistics!
+        _ = try await store.write { db in try db.execute(sql: "INSERT INTO t VALUES (1)") }
+        await #expect(throws: Refused.self) {
+            _ = try await store.write { db in
+                try db.execute(sql: "INSERT INTO t VALUES (2)")
+                try db.execute(sql: "INSERT INTO t VALUES (3)")
+                throw Refused()
+            }
+        }
+        // A write that fails inside SQLite (duplicate key) after a successful statement.
+        await #expect(throws: DatabaseError.self) {
+            _ = try await store.write { db in
+                try db.execute(sql: "INSERT INTO t VALUES (4)")
+                try db.execute(sql: "INSERT INTO t VALUES (1)")
+            }
+        }
+        _ = try await store.write { db in try db.execute(sql: "INSERT INTO t VALUES (5)") }
+        let after = store.commitStatistics!
+        // One at a time: each write was a batch of its own.
+        #expect(after.commits - before.commits == after.writes - before.writes)
+        let stored = try await store.pool.read { db in try Int.fetchAll(db, sql: "SELECT n FROM t ORDER BY n") }
+        #expect(stored == [1, 5])
+    }
+
     @Test func withoutGroupCommitEveryWriteIsItsOwnTransaction() async throws {
         let store = try SQLiteStore(path: try temporaryPath(), groupCommit: false)
         #expect(store.commitStatistics == nil)
