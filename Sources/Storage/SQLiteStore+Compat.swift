@@ -42,7 +42,7 @@ extension SQLiteStore {
     static func loadCompatID(_ db: Database, kind: String, externalID: String) throws -> CompatIDBinding? {
         try Row.fetchOneCached(
             db, sql: "SELECT * FROM compat_ids WHERE kind = ? AND external_id = ?", arguments: [kind, externalID]
-        ).map { row in
+        ) { row in
             CompatIDBinding(
                 kind: row["kind"], externalID: row["external_id"], localID: row["local_id"],
                 namespaceID: row["namespace_id"], createdAt: Date(millis: row["created_at"]))

@@ -93,19 +93,20 @@ extension SQLiteStore {
     }
 
     static func loadSession(_ db: Database, _ id: String) throws -> Session? {
-        try Row.fetchOneCached(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(session)
+        try Row.fetchOneCached(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id], decode: session)
     }
 
     static func loadRun(_ db: Database, _ id: String) throws -> Run? {
-        try Row.fetchOneCached(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(run)
+        try Row.fetchOneCached(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id], decode: run)
     }
 
     static func loadToolCall(_ db: Database, _ id: String) throws -> ToolCall? {
-        try Row.fetchOneCached(db, sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id]).map(toolCall)
+        try Row.fetchOneCached(db, sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id], decode: toolCall)
     }
 
     static func loadConfirmation(_ db: Database, _ id: String) throws -> Confirmation? {
-        try Row.fetchOneCached(db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id]).map(confirmation)
+        try Row.fetchOneCached(
+            db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id], decode: confirmation)
     }
 
     /// The conversation as the model sees it (``Store/history(sessionID:)``).
@@ -113,21 +114,19 @@ extension SQLiteStore {
         let decoder = JSONCoding.decoder
         let messages = try Row.fetchAllCached(
             db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
-            arguments: [sessionID])
+            arguments: [sessionID]
+        ) { row -> (runID: String, step: Int, body: String) in (row["run_id"], row["step"], row["body"]) }
         let calls = try Row.fetchAllCached(
             db, sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
-            arguments: [sessionID]
-        ).map(Self.toolCall)
+            arguments: [sessionID], decode: Self.toolCall)
         var byStep: [String: [ToolCall]] = [:]
         for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
         var history: [ChatMessage] = []
         for row in messages {
-            let message = try decoder.decode(ChatMessage.self, from: Data((row["body"] as String).utf8))
+            let message = try decoder.decode(ChatMessage.self, from: Data(row.body.utf8))
             history.append(message)
             guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
-            let runID: String = row["run_id"]
-            let step: Int = row["step"]
-            for call in byStep["\(runID)#\(step)"] ?? [] where call.status.isSettled {
+            for call in byStep["\(row.runID)#\(row.step)"] ?? [] where call.status.isSettled {
                 history.append(
                     .tool(callID: call.modelCallID, name: call.toolName, content: call.output?.content ?? ""))
             }
@@ -138,8 +137,7 @@ extension SQLiteStore {
     static func loadGrants(_ db: Database, _ sessionID: String) throws -> [Grant] {
         try Row.fetchAllCached(
             db, sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
-            arguments: [sessionID]
-        ).map(grant)
+            arguments: [sessionID], decode: grant)
     }
 
     // MARK: Writes

@@ -119,14 +119,13 @@ public final class SQLiteStore: Store {
         try readNow { db in
             try Row.fetchOneCached(
                 db, sql: "SELECT * FROM namespaces WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
-                arguments: [idOrName, idOrName, idOrName]
-            ).map(Self.namespace)
+                arguments: [idOrName, idOrName, idOrName], decode: Self.namespace)
         }
     }
 
     public func namespaces() async throws -> [Namespace] {
         try readNow { db in
-            try Row.fetchAllCached(db, sql: "SELECT * FROM namespaces ORDER BY created_at, id").map(Self.namespace)
+            try Row.fetchAllCached(db, sql: "SELECT * FROM namespaces ORDER BY created_at, id", decode: Self.namespace)
         }
     }
 
@@ -139,8 +138,8 @@ public final class SQLiteStore: Store {
 
     public func key(prefix: String) async throws -> APIKey? {
         try readNow { db in
-            try Row.fetchOneCached(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(
-                Self.apiKey)
+            try Row.fetchOneCached(
+                db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix], decode: Self.apiKey)
         }
     }
 
@@ -148,8 +147,7 @@ public final class SQLiteStore: Store {
         try readNow { db in
             try Row.fetchAllCached(
                 db, sql: "SELECT * FROM api_keys WHERE namespace_id = ? ORDER BY created_at, prefix",
-                arguments: [namespaceID]
-            ).map(Self.apiKey)
+                arguments: [namespaceID], decode: Self.apiKey)
         }
     }
 
@@ -214,7 +212,7 @@ public final class SQLiteStore: Store {
             }
             sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
             arguments += [limit]
-            return try Row.fetchAllCached(db, sql: sql, arguments: arguments).map(Self.session)
+            return try Row.fetchAllCached(db, sql: sql, arguments: arguments, decode: Self.session)
         }
     }
 
@@ -279,8 +277,7 @@ public final class SQLiteStore: Store {
             }
             let calls = try Row.fetchAllCached(
                 db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
-                arguments: [run.id, run.step]
-            ).map(Self.toolCall)
+                arguments: [run.id, run.step], decode: Self.toolCall)
             return RunSnapshot(run: run, session: session, calls: calls)
         }
     }
@@ -479,8 +476,8 @@ public final class SQLiteStore: Store {
 
     public func recoverAfterCrash(now: Date) async throws -> [String] {
         try await write { db in
-            let executing = try Row.fetchAllCached(db, sql: "SELECT * FROM tool_calls WHERE status = 'executing'")
-                .map(Self.toolCall)
+            let executing = try Row.fetchAllCached(
+                db, sql: "SELECT * FROM tool_calls WHERE status = 'executing'", decode: Self.toolCall)
             for var call in executing {
                 call.status = .interrupted
                 try Self.updateToolCall(db, call)
@@ -525,8 +522,7 @@ public final class SQLiteStore: Store {
                 sql: """
                     SELECT * FROM confirmations WHERE status = 'pending' AND expires_at <= ?
                     ORDER BY expires_at LIMIT ?
-                    """, arguments: [now.millis, limit]
-            ).map(Self.confirmation)
+                    """, arguments: [now.millis, limit], decode: Self.confirmation)
             var outcomes: [DecisionOutcome] = []
             for confirmation in due {
                 guard let call = try Self.loadToolCall(db, confirmation.callID),
@@ -552,8 +548,7 @@ public final class SQLiteStore: Store {
                 db,
                 sql:
                     "SELECT * FROM confirmations WHERE run_id = ? AND status IN ('pending', 'approved') ORDER BY created_at",
-                arguments: [runID]
-            ).map(Self.confirmation)
+                arguments: [runID], decode: Self.confirmation)
             for confirmation in open {
                 guard let call = try Self.loadToolCall(db, confirmation.callID),
                     let plan = TransitionPlanner.cancellation(
@@ -568,8 +563,7 @@ public final class SQLiteStore: Store {
             // Auto calls that never started are cancelled too, so history stays complete.
             let unstarted = try Row.fetchAllCached(
                 db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND status IN ('ready', 'interrupted')",
-                arguments: [runID]
-            ).map(Self.toolCall)
+                arguments: [runID], decode: Self.toolCall)
             for var call in unstarted {
                 call.status = .cancelled
                 call.output = .failure(TransitionPlanner.cancelledMessage)
@@ -632,7 +626,7 @@ public final class SQLiteStore: Store {
             }
             sql += " ORDER BY c.created_at, c.id LIMIT ?"
             arguments += [filter.limit]
-            return try Row.fetchAllCached(db, sql: sql, arguments: arguments).map(Self.confirmation)
+            return try Row.fetchAllCached(db, sql: sql, arguments: arguments, decode: Self.confirmation)
         }
     }
 
@@ -662,8 +656,8 @@ public final class SQLiteStore: Store {
                 sql += " AND tool_name = ?"
                 _ = arguments.append(contentsOf: [toolName])
             }
-            let grants = try Row.fetchAllCached(db, sql: sql + " ORDER BY created_at, id", arguments: arguments)
-                .map(Self.grant)
+            let grants = try Row.fetchAllCached(
+                db, sql: sql + " ORDER BY created_at, id", arguments: arguments, decode: Self.grant)
             for grant in grants {
                 try db.executeCached(sql: "DELETE FROM session_grants WHERE id = ?", arguments: [grant.id])
                 try Self.appendAudit(
@@ -684,8 +678,7 @@ public final class SQLiteStore: Store {
         try readNow { db in
             try Row.fetchAllCached(
                 db, sql: "SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                arguments: [sessionID, after, limit]
-            ).map(Self.event)
+                arguments: [sessionID, after, limit], decode: Self.event)
         }
     }
 
@@ -694,7 +687,7 @@ public final class SQLiteStore: Store {
             try Row.fetchAllCached(
                 db, sql: "SELECT * FROM audit WHERE namespace_id = ? AND id > ? ORDER BY id LIMIT ?",
                 arguments: [namespaceID, afterID, limit]
-            ).map { row in
+            ) { row in
                 AuditEntry(
                     id: row["id"], namespaceID: row["namespace_id"], at: Date(millis: row["at"]), actor: row["actor"],
                     action: row["action"], subject: row["subject"], data: try JSONValue.parse(row["data"] as String),
