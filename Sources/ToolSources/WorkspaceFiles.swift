@@ -75,6 +75,11 @@ public struct ReadFileTool: Tool {
     public func summary(of params: JSONValue) -> String { "Read \(params["path"]?.stringValue ?? "?")" }
 
     public func run(_ params: JSONValue, context: ToolContext) async -> ToolOutput {
+        await BlockingIO.run { perform(params, context: context) }
+    }
+
+    /// The tool's file-system work; it blocks its thread (see ``BlockingIO``).
+    func perform(_ params: JSONValue, context: ToolContext) -> ToolOutput {
         let path = params["path"]?.stringValue ?? ""
         do {
             let url = try workspace(context).resolve(path)
@@ -100,6 +105,11 @@ public struct ListFilesTool: Tool {
     public func summary(of params: JSONValue) -> String { "List \(params["path"]?.stringValue ?? ".")" }
 
     public func run(_ params: JSONValue, context: ToolContext) async -> ToolOutput {
+        await BlockingIO.run { perform(params, context: context) }
+    }
+
+    /// The tool's file-system work; it blocks its thread (see ``BlockingIO``).
+    func perform(_ params: JSONValue, context: ToolContext) -> ToolOutput {
         let path = params["path"]?.stringValue ?? ""
         do {
             let url = try workspace(context).resolve(path, allowRoot: true)
@@ -134,6 +144,11 @@ public struct WriteFileTool: Tool {
     }
 
     public func run(_ params: JSONValue, context: ToolContext) async -> ToolOutput {
+        await BlockingIO.run { perform(params, context: context) }
+    }
+
+    /// The tool's file-system work; it blocks its thread (see ``BlockingIO``).
+    func perform(_ params: JSONValue, context: ToolContext) -> ToolOutput {
         let path = params["path"]?.stringValue ?? ""
         let content = params["content"]?.stringValue ?? ""
         guard content.utf8.count <= maxFileBytes else { return .failure("The content is larger than 1 MiB.") }
@@ -164,6 +179,11 @@ public struct AppendFileTool: Tool {
     }
 
     public func run(_ params: JSONValue, context: ToolContext) async -> ToolOutput {
+        await BlockingIO.run { perform(params, context: context) }
+    }
+
+    /// The tool's file-system work; it blocks its thread (see ``BlockingIO``).
+    func perform(_ params: JSONValue, context: ToolContext) -> ToolOutput {
         let path = params["path"]?.stringValue ?? ""
         let content = params["content"]?.stringValue ?? ""
         do {
@@ -192,6 +212,11 @@ public struct DeleteFileTool: Tool {
     public func summary(of params: JSONValue) -> String { "Delete \(params["path"]?.stringValue ?? "?")" }
 
     public func run(_ params: JSONValue, context: ToolContext) async -> ToolOutput {
+        await BlockingIO.run { perform(params, context: context) }
+    }
+
+    /// The tool's file-system work; it blocks its thread (see ``BlockingIO``).
+    func perform(_ params: JSONValue, context: ToolContext) -> ToolOutput {
         let path = params["path"]?.stringValue ?? ""
         do {
             let url = try workspace(context).resolve(path)
