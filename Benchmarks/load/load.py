@@ -296,6 +296,9 @@ def main():
     parser.add_argument("-n", "--conversations", type=int, default=1000)
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--data-dir", default=None,
+                        help="keep the server's database and workspaces in a new folder under this one (default: a "
+                             "temporary folder, deleted at the end; see README.md for why repeated disk runs want this)")
     parser.add_argument("--rate", type=float, default=None,
                         help="offered load in conversations/s (open loop); default: as fast as the connections go")
     parser.add_argument("--no-stream", action="store_true", help="configure the model with stream: false")
@@ -320,7 +323,11 @@ def main():
             stub = multiprocessing.Process(target=run_stub, args=(queue,), daemon=True)
             stub.start()
             stub_port = queue.get(timeout=10)
-            workdir = tempfile.mkdtemp(prefix="countersign-load-")
+            if args.data_dir:
+                os.makedirs(args.data_dir, exist_ok=True)
+                workdir = tempfile.mkdtemp(prefix="countersign-load-", dir=args.data_dir)
+            else:
+                workdir = tempfile.mkdtemp(prefix="countersign-load-")
             server, port, key = start_server(binary, workdir, stub_port, stream=not args.no_stream)
             host, pid = "127.0.0.1", server.pid
             print(f"server {binary} pid {pid} on :{port}; model stub on :{stub_port}", file=sys.stderr)
@@ -359,7 +366,7 @@ def main():
                 server.kill()
         if stub:
             stub.terminate()
-        if workdir:
+        if workdir and not args.data_dir:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
