@@ -405,11 +405,24 @@ public struct AuditEntry: Sendable, Codable, Equatable {
         namespaceID: String, at: Date, actor: String, action: String, subject: String, data: JSONValue,
         prevHash: String
     ) -> String {
-        let body: JSONValue = [
-            "namespace_id": .string(namespaceID), "at": .string(Timestamp.format(at)), "actor": .string(actor),
-            "action": .string(action), "subject": .string(subject), "data": data, "prev_hash": .string(prevHash),
-        ]
-        return Digest.sha256Hex(body.canonicalString)
+        computeHash(
+            namespaceID: namespaceID, at: at, actor: actor, action: action, subject: subject,
+            canonicalData: data.canonicalString, prevHash: prevHash)
+    }
+
+    /// ``computeHash(namespaceID:at:actor:action:subject:data:prevHash:)`` for a writer
+    /// that already has the canonical text of `data` (it stores that text too). The
+    /// hashed text is the canonical JSON of the entry's object, keys in sorted order.
+    public static func computeHash(
+        namespaceID: String, at: Date, actor: String, action: String, subject: String, canonicalData: String,
+        prevHash: String
+    ) -> String {
+        func string(_ value: String) -> String { JSONValue.string(value).canonicalString }
+        let body =
+            "{\"action\":" + string(action) + ",\"actor\":" + string(actor) + ",\"at\":"
+            + string(Timestamp.format(at)) + ",\"data\":" + canonicalData + ",\"namespace_id\":"
+            + string(namespaceID) + ",\"prev_hash\":" + string(prevHash) + ",\"subject\":" + string(subject) + "}"
+        return Digest.sha256Hex(body)
     }
 
     public var expectedHash: String {

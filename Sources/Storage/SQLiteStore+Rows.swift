@@ -186,15 +186,18 @@ extension SQLiteStore {
             ])
     }
 
+    /// Writes a call's status and output. Its params change only when a person edits
+    /// them, which `apply` writes with ``updateToolCallParams(_:_:)``.
     static func updateToolCall(_ db: Database, _ call: ToolCall) throws {
         try db.executeCached(
-            sql: """
-                UPDATE tool_calls SET params = ?, original_params = ?, status = ?, output = ? WHERE id = ?
-                """,
-            arguments: [
-                call.params.canonicalString, call.originalParams?.canonicalString, call.status.rawValue,
-                try encode(call.output), call.id,
-            ])
+            sql: "UPDATE tool_calls SET status = ?, output = ? WHERE id = ?",
+            arguments: [call.status.rawValue, try encode(call.output), call.id])
+    }
+
+    static func updateToolCallParams(_ db: Database, _ call: ToolCall) throws {
+        try db.executeCached(
+            sql: "UPDATE tool_calls SET params = ?, original_params = ? WHERE id = ?",
+            arguments: [call.params.canonicalString, call.originalParams?.canonicalString, call.id])
     }
 
     static func insertConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
@@ -292,17 +295,17 @@ extension SQLiteStore {
                 db, sql: "SELECT hash FROM audit WHERE namespace_id = ? ORDER BY id DESC LIMIT 1",
                 arguments: [draft.namespaceID]) ?? AuditEntry.genesisHash
         let at = Date(millis: at.millis)
+        let data = draft.data.canonicalString
         let hash = AuditEntry.computeHash(
             namespaceID: draft.namespaceID, at: at, actor: draft.actor, action: draft.action, subject: draft.subject,
-            data: draft.data, prevHash: previous)
+            canonicalData: data, prevHash: previous)
         try db.executeCached(
             sql: """
                 INSERT INTO audit (namespace_id, at, actor, action, subject, data, prev_hash, hash)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                draft.namespaceID, at.millis, draft.actor, draft.action, draft.subject, draft.data.canonicalString,
-                previous, hash,
+                draft.namespaceID, at.millis, draft.actor, draft.action, draft.subject, data, previous, hash,
             ])
     }
 
@@ -311,6 +314,7 @@ extension SQLiteStore {
     static func apply(_ db: Database, _ plan: TransitionPlan, now: Date) throws -> DecisionOutcome {
         try updateConfirmation(db, plan.confirmation)
         try updateToolCall(db, plan.call)
+        if plan.call.originalParams != nil { try updateToolCallParams(db, plan.call) }
         if let grant = plan.grant { try insertGrant(db, grant) }
         if plan.finalStepOnly {
             try db.executeCached(
