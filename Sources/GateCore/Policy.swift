@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What a tool does to the world.
 public enum ToolEffect: String, Sendable, Codable, CaseIterable {
@@ -34,6 +35,38 @@ public struct ToolFlags: Sendable, Equatable, Codable {
     }
 }
 
+/// Compiled `regex` matchers by pattern, so that a rule is compiled once rather than on
+/// every call it is checked against. Patterns come from the config file and from grant
+/// scopes sent over the API, so the cache is bounded: when full, it starts again.
+final class RegexCache: Sendable {
+    static let shared = RegexCache()
+    let capacity: Int
+
+    init(capacity: Int = 1024) {
+        self.capacity = capacity
+    }
+
+    private struct State {
+        var compiled: [String: NSRegularExpression] = [:]
+        var compilations = 0
+    }
+    private let state = Mutex(State())
+
+    var compilations: Int { state.withLock { $0.compilations } }
+
+    /// The anchored expression for `pattern`, or nil when it does not compile.
+    func regex(_ pattern: String) -> NSRegularExpression? {
+        if let hit = state.withLock({ $0.compiled[pattern] }) { return hit }
+        guard let regex = try? ValueMatcher.compile(pattern) else { return nil }
+        state.withLock { state in
+            if state.compiled.count >= capacity { state.compiled.removeAll(keepingCapacity: true) }
+            state.compiled[pattern] = regex
+            state.compilations += 1
+        }
+        return regex
+    }
+}
+
 /// Matches one argument value. Rules and grant scopes combine matchers on several
 /// arguments; every matcher must match.
 public enum ValueMatcher: Sendable, Equatable {
@@ -51,7 +84,7 @@ public enum ValueMatcher: Sendable, Equatable {
         case .prefix(let prefix): return value.stringValue?.hasPrefix(prefix) ?? false
         case .glob(let pattern): return value.stringValue.map { Glob.matches($0, pattern: pattern) } ?? false
         case .regex(let pattern):
-            guard let text = value.stringValue, let regex = try? Self.compile(pattern) else { return false }
+            guard let text = value.stringValue, let regex = RegexCache.shared.regex(pattern) else { return false }
             return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
         case .range(let min, let max):
             guard let number = value.doubleValue else { return false }
