@@ -38,10 +38,14 @@ final class GatedSleeper: MCPRestartSleeper {
     }
 }
 
-func context(confirmationID: String? = nil) -> ToolContext {
-    ToolContext(
+/// The context a tool runs with in these tests: a made-up session and call, the system
+/// temporary folder as workspace.
+func context(confirmationID: String? = nil, serverPorts: Set<Int> = []) -> ToolContext {
+    var context = ToolContext(
         sessionID: "ses_t", callID: "call_t", confirmationID: confirmationID,
         workspace: FileManager.default.temporaryDirectory)
+    context.serverPorts = serverPorts
+    return context
 }
 
 func tool(_ connection: MCPServerConnection, _ name: String) throws -> any AgentRuntime.Tool {

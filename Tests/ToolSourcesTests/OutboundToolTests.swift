@@ -8,14 +8,6 @@ import Testing
 
 typealias Stub = ModelStubServer
 
-func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int> = []) -> ToolContext {
-    var context = ToolContext(
-        sessionID: "ses_t", callID: "call_t", confirmationID: confirmationID,
-        workspace: FileManager.default.temporaryDirectory)
-    context.serverPorts = serverPorts
-    return context
-}
-
 @Suite struct WebhookToolTests {
     static func invoice(_ url: String, timeout: TimeInterval = 10, maxResponseBytes: Int = 64 * 1024) -> WebhookTool {
         WebhookTool(
@@ -44,12 +36,14 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
             let tool = Self.invoice("\(stub.baseURL)/invoice")
             #expect(tool.descriptor.toolKey == "webhook.send_invoice")
             #expect(tool.summary(of: ["customer": "acme", "amount": 250]) == "Invoice acme 250 EUR")
-            let first = await tool.run(["customer": "acme", "amount": 250], context: outboundContext())
+            let first = await tool.run(
+                ["customer": "acme", "amount": 250], context: context(confirmationID: "conf_abc"))
             #expect(first.success)
             #expect(first.data?["body"]?["id"] == "inv_1")
             #expect(first.data?["status"] == 200)
             // A retry (after a crash, say) carries the same key; the receiver says so.
-            let retry = await tool.run(["customer": "acme", "amount": 250], context: outboundContext())
+            let retry = await tool.run(
+                ["customer": "acme", "amount": 250], context: context(confirmationID: "conf_abc"))
             #expect(!retry.success)
             #expect(retry.content.contains("HTTP 409"))
             try stub.assertConsumed()
@@ -63,7 +57,7 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
                 response: .init(text: "ok"))
         ]) { stub in
             let output = await Self.invoice("\(stub.baseURL)/invoice").run(
-                [:], context: outboundContext(confirmationID: nil))
+                [:], context: context())
             #expect(output == ToolOutput(success: true, content: "ok", data: ["status": 200]))
             #expect(stub.received.first?.headers["x-countersign-confirmation-id"] == nil)
             try stub.assertConsumed()
@@ -76,16 +70,18 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
             .init(request: .init(path: "/big"), response: .init(text: String(repeating: "x", count: 100))),
             .init(request: .init(path: "/slow"), response: .init(chunks: [], stall: true)),
         ]) { stub in
-            let failed = await Self.invoice("\(stub.baseURL)/fail").run([:], context: outboundContext())
+            let failed = await Self.invoice("\(stub.baseURL)/fail").run(
+                [:], context: context(confirmationID: "conf_abc"))
             #expect(!failed.success)
             #expect(failed.content == "send_invoice answered HTTP 500: boom")
 
             let big = await Self.invoice("\(stub.baseURL)/big", maxResponseBytes: 10).run(
-                [:], context: outboundContext())
+                [:], context: context(confirmationID: "conf_abc"))
             #expect(big.success)
             #expect(big.content == "xxxxxxxxxx\n[response truncated at 10 bytes]")
 
-            let slow = await Self.invoice("\(stub.baseURL)/slow", timeout: 0.3).run([:], context: outboundContext())
+            let slow = await Self.invoice("\(stub.baseURL)/slow", timeout: 0.3).run(
+                [:], context: context(confirmationID: "conf_abc"))
             #expect(!slow.success)
             #expect(slow.content.contains("did not answer within 0.3 s"))
             #expect(slow.content.contains("same Idempotency-Key"))
@@ -101,7 +97,7 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
                 request: .init(method: "GET", path: "/page"), response: .init(text: String(repeating: "a", count: 64)))
         ]) { stub in
             let output = await HTTPFetchTool(limits: .init(maxBytes: 16)).run(
-                ["url": .string("\(stub.baseURL)/page")], context: outboundContext())
+                ["url": .string("\(stub.baseURL)/page")], context: context(confirmationID: "conf_abc"))
             #expect(output.success)
             #expect(output.content.hasPrefix("HTTP 200\n" + String(repeating: "a", count: 16) + "\n[truncated"))
             #expect(output.data?["truncated"] == true)
@@ -119,12 +115,13 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
                 response: .init(
                     status: 302, headers: ["Location": "http://169.254.169.254/latest/meta-data/iam"], text: "")),
         ]) { stub in
-            let followed = await HTTPFetchTool().run(["url": .string("\(stub.baseURL)/go")], context: outboundContext())
+            let followed = await HTTPFetchTool().run(
+                ["url": .string("\(stub.baseURL)/go")], context: context(confirmationID: "conf_abc"))
             #expect(followed.content == "HTTP 200\narrived")
             #expect(followed.data?["url"] == .string("\(stub.baseURL)/there"))
 
             let stolen = await HTTPFetchTool().run(
-                ["url": .string("\(stub.baseURL)/steal")], context: outboundContext())
+                ["url": .string("\(stub.baseURL)/steal")], context: context(confirmationID: "conf_abc"))
             #expect(!stolen.success)
             #expect(stolen.content.contains("169.254.169.254"))
             #expect(stolen.content.contains("link-local"))
@@ -138,7 +135,7 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
             .init(request: .init(method: "GET", path: "/b"), response: .init(status: 301, headers: ["Location": "/c"])),
         ]) { stub in
             let output = await HTTPFetchTool(limits: .init(maxRedirects: 1)).run(
-                ["url": .string("\(stub.baseURL)/a")], context: outboundContext())
+                ["url": .string("\(stub.baseURL)/a")], context: context(confirmationID: "conf_abc"))
             #expect(!output.success)
             #expect(output.content.contains("stopped after 1 redirects"))
             try stub.assertConsumed()
@@ -149,7 +146,7 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
         try await Stub.with([
             .init(request: .init(method: "GET", path: "/health"), response: .init(text: "ok"))
         ]) { stub in
-            let own = outboundContext(serverPorts: [stub.port])
+            let own = context(confirmationID: "conf_abc", serverPorts: [stub.port])
             for host in ["127.0.0.1", "localhost"] {
                 let refused = await HTTPFetchTool().run(
                     ["url": .string("http://\(host):\(stub.port)/health")], context: own)
@@ -168,7 +165,7 @@ func outboundContext(confirmationID: String? = "conf_abc", serverPorts: Set<Int>
             .init(request: .init(method: "GET", path: "/slow"), response: .init(chunks: ["partial"], stall: true))
         ]) { stub in
             let output = await HTTPFetchTool(limits: .init(timeout: 0.3)).run(
-                ["url": .string("\(stub.baseURL)/slow")], context: outboundContext())
+                ["url": .string("\(stub.baseURL)/slow")], context: context(confirmationID: "conf_abc"))
             #expect(!output.success)
             #expect(output.content.contains("took longer than 0.3 s"), "\(output.content)")
         }
