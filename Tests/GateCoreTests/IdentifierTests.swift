@@ -6,9 +6,11 @@ private let base62 = Set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 
 @Suite("Identifier")
 struct IdentifierTests {
-    @Test("prefix, underscore, then 22 base62 characters", arguments: ["conf", "ses", "call", "ns"])
-    func shape(prefix: String) {
-        let id = Identifier.make(prefix)
+    @Test(
+        "prefix, underscore, then 22 base62 characters, random or time-ordered",
+        arguments: ["conf", "ses", "call", "run", "grt", "ns"], [false, true])
+    func shape(prefix: String, ordered: Bool) {
+        let id = ordered ? Identifier.ordered(prefix) : Identifier.make(prefix)
         #expect(id.hasPrefix(prefix + "_"))
         let body = id.dropFirst(prefix.count + 1)
         #expect(body.count == 22)
@@ -40,15 +42,6 @@ struct IdentifierTests {
 
 @Suite("Identifier.ordered")
 struct OrderedIdentifierTests {
-    @Test("prefix, underscore, then 22 base62 characters", arguments: ["conf", "ses", "call", "run", "grt"])
-    func shape(prefix: String) {
-        let id = Identifier.ordered(prefix)
-        #expect(id.hasPrefix(prefix + "_"))
-        let body = id.dropFirst(prefix.count + 1)
-        #expect(body.count == 22)
-        #expect(body.allSatisfy(base62.contains))
-    }
-
     @Test("A later millisecond sorts after an earlier one, across digit carries")
     func sortsByTime() {
         let starts: [Double] = [0, 61.999, 1_790_000_000, 1_790_000_000.061, 4_000_000_000]
