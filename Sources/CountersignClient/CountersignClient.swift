@@ -13,7 +13,21 @@ public struct CountersignClient: Sendable {
     public var namespace: String?
     public var httpClient: HTTPClient
 
-    public init(baseURL: String, apiKey: String?, namespace: String? = nil, httpClient: HTTPClient = .shared) {
+    /// The HTTP client used when none is given. It is AsyncHTTPClient's shared
+    /// configuration except for one thing: a server that cannot be reached fails the call
+    /// at once. `HTTPClient.shared` keeps retrying a refused connection until the
+    /// request's deadline, so every call to a stopped server took 60 s to fail, and
+    /// `countersign approvals list` with no server running hung for a minute.
+    public static let defaultHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration(
+            timeout: HTTPClient.Configuration.Timeout(connect: .seconds(10)))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(
+        baseURL: String, apiKey: String?, namespace: String? = nil, httpClient: HTTPClient = defaultHTTPClient
+    ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.apiKey = apiKey
         self.namespace = namespace
@@ -41,6 +55,27 @@ public struct CountersignClient: Sendable {
         public var description: String { "\(status) \(code): \(message)" }
     }
 
+    /// No answer came from the server: it refused the connection, is not running, or
+    /// the request failed before a response head arrived.
+    public struct Unreachable: Error, Sendable, CustomStringConvertible {
+        public var baseURL: String
+        public var reason: String
+        public var description: String {
+            "Cannot reach the Countersign server at \(baseURL) (\(reason)). Is it running?"
+        }
+    }
+
+    /// Sends a request; a failure before the response head is ``Unreachable``.
+    func send(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
+        do {
+            return try await httpClient.execute(request, timeout: timeout)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw Unreachable(baseURL: baseURL, reason: "\(error)")
+        }
+    }
+
     // MARK: Raw requests
 
     public func request(
@@ -59,7 +94,7 @@ public struct CountersignClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         for (name, value) in extra { request.headers.replaceOrAdd(name: name, value: value) }
-        let response = try await httpClient.execute(request, timeout: timeout)
+        let response = try await send(request, timeout: timeout)
         let collected = try await response.body.collect(upTo: 64 << 20)
         return RawResponse(
             status: Int(response.status.code), headers: response.headers, body: Data(collected.readableBytesView))
@@ -147,7 +182,7 @@ public struct CountersignClient: Sendable {
                         request.headers.add(name: "Content-Type", value: "application/json")
                         request.body = .bytes(ByteBuffer(string: json.canonicalString))
                     }
-                    let response = try await client.httpClient.execute(request, timeout: .hours(24))
+                    let response = try await client.send(request, timeout: .hours(24))
                     guard response.status == .ok else {
                         let body = try await response.body.collect(upTo: 1 << 20)
                         let error = try? JSONValue.parse(Data(body.readableBytesView))

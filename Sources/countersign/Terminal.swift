@@ -45,10 +45,18 @@ func describe(_ confirmation: JSONValue) -> String {
     return lines.joined(separator: "\n")
 }
 
-/// Turns an API error into a one-line CLI failure.
-func failure(_ error: any Error) -> ValidationError {
-    if let error = error as? CountersignClient.APIError { return ValidationError("\(error.code): \(error.message)") }
-    return ValidationError("\(error)")
+/// A failed terminal command: printed as one `Error: …` line and exit status 1. Unlike
+/// `ValidationError`, it does not print the usage text, because the arguments were fine.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Turns an API error, or a server that cannot be reached, into a one-line CLI failure.
+func failure(_ error: any Error) -> CommandFailure {
+    if let error = error as? CountersignClient.APIError {
+        return CommandFailure(description: "\(error.code): \(error.message)")
+    }
+    return CommandFailure(description: "\(error)")
 }
 
 struct Approvals: AsyncParsableCommand {

@@ -141,6 +141,33 @@ import Testing
         }
     }
 
+    /// A stopped server is reported at once, with its address: the client used to retry
+    /// the refused connection until the request's 60 s deadline.
+    @Test func aServerThatIsNotRunningIsReportedAtOnce() throws {
+        // A port that was just free: bind, read it, close.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) }
+        }
+        close(probe)
+        let url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let start = ContinuousClock.now
+        let (status, out, err) = try run(["approvals", "list", "--server", url, "--key", "sk_not_needed"])
+        let elapsed = ContinuousClock.now - start
+        #expect(status == 1)
+        #expect(out.isEmpty)
+        #expect(err.contains("Cannot reach the Countersign server at \(url)"), "\(err)")
+        #expect(!err.contains("USAGE"), "\(err)")
+        #expect(elapsed < .seconds(5), "took \(elapsed)")
+    }
+
     @Test func approvalsListApproveAndDenyFromTheTerminal() async throws {
         let server = try await ServerProcess.launch(database: database)
         defer { server.kill() }
