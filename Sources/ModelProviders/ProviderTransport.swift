@@ -243,6 +243,10 @@ public enum ProviderHTTPClients {
             // calls of a busy server behind each other; runs in flight share one provider.
             configuration.connectionPool = .init(
                 idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+            // A refused connection fails the attempt at once; `post` retries it under the
+            // provider's RetryPolicy. AsyncHTTPClient's own retries would spend the whole
+            // connect timeout on every attempt: 43 s before a stopped provider was reported.
+            configuration.connectionPool.retryConnectionEstablishment = false
             configuration.decompression = .enabled(limit: .ratio(25))
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             clients[key] = client

@@ -120,10 +120,13 @@ public struct WebhookTool: Tool {
 /// follows redirects by itself: `http_fetch` follows them one hop at a time so that
 /// every hop passes its address checks, and a webhook's redirect is an answer.
 enum OutboundHTTP {
-    static let client = HTTPClient(
-        eventLoopGroupProvider: .singleton,
-        configuration: HTTPClient.Configuration(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5)), decompression: .disabled))
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5)), decompression: .disabled)
+        // A refused connection is the tool's failure at once, not after 5 s of retries.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     struct TimedOut: Error {}
 

@@ -87,7 +87,8 @@ import Testing
         let sleeper = RecordingSleeper()
         let model = openAI(
             "http://127.0.0.1:\(port)", retry: RetryPolicy(maxAttempts: 3), sleeper: sleeper,
-            timeouts: ProviderTimeouts(connect: .milliseconds(500)))
+            timeouts: ProviderTimeouts(connect: .seconds(5)))
+        let start = ContinuousClock.now
         let error = await providerError {
             _ = try await model.respond(
                 to: ModelRequest(instructions: "", messages: [.user("hi")], tools: []), onToken: { _ in })
@@ -95,6 +96,10 @@ import Testing
         #expect(error?.message.hasPrefix("Could not reach the model provider (OpenAI-compatible provider at") == true)
         #expect(error?.message.contains("after 3 attempts") == true)
         #expect(sleeper.recorded.count == 2)
+        // Each refused attempt fails at once; the waits between them are the policy's
+        // (recorded, not slept, here). With the HTTP client's own retries, each attempt
+        // took the whole 5 s connect timeout.
+        #expect(ContinuousClock.now - start < .seconds(3))
     }
 
     @Test(arguments: ["openai_stall", "anthropic_stall"])

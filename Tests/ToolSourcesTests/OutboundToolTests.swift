@@ -88,6 +88,17 @@ typealias Stub = ModelStubServer
             try stub.assertConsumed()
         }
     }
+
+    /// A receiver that is not running is the tool's failure at once: the HTTP client
+    /// does not retry the refused connection for the whole connect timeout (5 s).
+    @Test func aReceiverThatIsNotRunningFailsAtOnce() async throws {
+        let port = try await Stub.with([]) { stub in stub.port }
+        let start = ContinuousClock.now
+        let down = await Self.invoice("http://127.0.0.1:\(port)/invoice", timeout: 30).run(
+            [:], context: context(confirmationID: "conf_abc"))
+        #expect(!down.success)
+        #expect(ContinuousClock.now - start < .seconds(2), "\(down.content)")
+    }
 }
 
 @Suite struct HTTPFetchLimitTests {

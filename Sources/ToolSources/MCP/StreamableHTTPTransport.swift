@@ -56,13 +56,14 @@ actor StreamableHTTPTransport: Transport {
 
     /// One client for every MCP HTTP server of the process: no read timeout (the GET
     /// stream may be quiet for hours; calls have their own deadline), room for many open
-    /// streams per host, and a short connect timeout — AsyncHTTPClient keeps retrying a
-    /// refused connection until it passes, and that is how long noticing a server that
-    /// went away takes.
+    /// streams per host, a short connect timeout, and no retries of a refused
+    /// connection: a server that went away is noticed at once, and the supervisor
+    /// reconnects with its own backoff.
     static let httpClient: HTTPClient = {
         var configuration = HTTPClient.Configuration(
             timeout: HTTPClient.Configuration.Timeout(connect: .seconds(5), read: nil))
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 
