@@ -13,11 +13,12 @@ public struct CountersignClient: Sendable {
     public var namespace: String?
     public var httpClient: HTTPClient
 
-    /// The HTTP client used when none is given. It is AsyncHTTPClient's shared
-    /// configuration except for one thing: a server that cannot be reached fails the call
-    /// at once. `HTTPClient.shared` keeps retrying a refused connection until the
-    /// request's deadline, so every call to a stopped server took 60 s to fail, and
-    /// `countersign approvals list` with no server running hung for a minute.
+    /// The HTTP client used when none is given: AsyncHTTPClient's default configuration
+    /// with a 10 s connect timeout and no retries of a refused connection, so a server
+    /// that cannot be reached fails the call at once. `HTTPClient.shared`, used before,
+    /// keeps retrying a refused connection until the request's deadline, so every call to
+    /// a stopped server took 60 s to fail, and `countersign approvals list` with no server
+    /// running hung for a minute.
     public static let defaultHTTPClient: HTTPClient = {
         var configuration = HTTPClient.Configuration(
             timeout: HTTPClient.Configuration.Timeout(connect: .seconds(10)))
