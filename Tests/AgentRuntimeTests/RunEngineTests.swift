@@ -11,15 +11,14 @@ import ToolSources
 struct EngineFixture {
     let store: SQLiteStore
     let engine: RunEngine
-    let directory: URL
+    let temporary: TemporaryDirectory
+    var directory: URL { temporary.url }
     let namespaceID: String
     let clock: ManualClock
 
     init(agents: [Agent], ttl: TimeInterval = 300) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "engine-\(Identifier.make("t", length: 10))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        store = try SQLiteStore(path: directory.appendingPathComponent("db.sqlite").path)
+        temporary = try TemporaryDirectory("engine")
+        store = try SQLiteStore(path: temporary.url.appendingPathComponent("db.sqlite").path)
         try await store.migrate()
         clock = ManualClock()
         let namespace = Namespace(id: "ns_test", name: "default", createdAt: clock.now())
@@ -31,7 +30,7 @@ struct EngineFixture {
         engine = RunEngine(
             store: store, agents: AgentRegistry(agents), clock: clock,
             configuration: RunEngine.Configuration(
-                confirmationTTL: ttl, workspaceRoot: directory.appendingPathComponent("workspaces")))
+                confirmationTTL: ttl, workspaceRoot: temporary.url.appendingPathComponent("workspaces")))
     }
 
     func session(agent: String) async throws -> Session {

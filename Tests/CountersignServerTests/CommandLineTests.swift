@@ -6,13 +6,12 @@ import Testing
 
 /// The `countersign` executable as a user runs it.
 @Suite struct CommandLineTests {
-    let directory: URL
+    let temporary: TemporaryDirectory
+    var directory: URL { temporary.url }
     var database: String { directory.appendingPathComponent("countersign.db").path }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "countersign-cli-\(Identifier.make("t", length: 10))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        temporary = try TemporaryDirectory("countersign-cli")
     }
 
     /// Runs the binary to completion and returns (status, stdout, stderr); `input` is its

@@ -447,12 +447,11 @@ struct StreamingModel: LanguageModel {
 
 /// `countersign serve --config FILE` and `COUNTERSIGN_CONFIG`.
 @Suite struct ServeConfigTests {
-    let directory: URL
+    let temporary: TemporaryDirectory
+    var directory: URL { temporary.url }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "countersign-config-cli-\(Identifier.make("t", length: 10))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        temporary = try TemporaryDirectory("countersign-config-cli")
     }
 
     func write(_ name: String, _ text: String) throws -> String {

@@ -1,4 +1,5 @@
 import AgentRuntime
+import CountersignTesting
 import Foundation
 import GRDB
 import GateCore
@@ -7,11 +8,14 @@ import Testing
 @testable import Storage
 
 @Suite struct GroupCommitTests {
+    let temporary: TemporaryDirectory
+
+    init() throws {
+        temporary = try TemporaryDirectory("group-commit")
+    }
+
     func temporaryPath() throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "group-commit-\(Identifier.make("t", length: 10))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return directory.appendingPathComponent("db.sqlite").path
+        temporary.url.appendingPathComponent("db.sqlite").path
     }
 
     @Test func concurrentWritesShareCommitsAndAllBecomeDurable() async throws {

@@ -1,4 +1,5 @@
 import AgentRuntime
+import CountersignTesting
 import Foundation
 import GateCore
 import Testing
@@ -6,12 +7,13 @@ import Testing
 @testable import ToolSources
 
 @Suite struct WorkspaceFilesTests {
+    let temporary: TemporaryDirectory
     let root: URL
     let context: ToolContext
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("ws-\(Identifier.make("t", length: 10))")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        temporary = try TemporaryDirectory("ws")
+        root = temporary.url
         context = ToolContext(sessionID: "ses_t", callID: "call_t", confirmationID: nil, workspace: root)
     }
 
@@ -38,9 +40,8 @@ import Testing
     }
 
     @Test func symlinksLeavingTheWorkspaceAreRefused() async throws {
-        let outside = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "outside-\(Identifier.make("t", length: 10))")
-        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        let outsideFolder = try TemporaryDirectory("outside")
+        let outside = outsideFolder.url
         try "secret".write(to: outside.appendingPathComponent("secret.txt"), atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(
             at: root.appendingPathComponent("link"), withDestinationURL: outside)
