@@ -37,18 +37,6 @@ extension Row {
         while let row = try cursor.next() { values.append(try decode(row)) }
         return values
     }
-
-    static func fetchOneCached(_ db: Database, sql: String, arguments: StatementArguments = StatementArguments())
-        throws -> Row?
-    {
-        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
-    }
-
-    static func fetchAllCached(_ db: Database, sql: String, arguments: StatementArguments = StatementArguments())
-        throws -> [Row]
-    {
-        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
-    }
 }
 
 extension DatabaseValueConvertible where Self: StatementColumnConvertible {

@@ -104,6 +104,17 @@ extension SQLiteStore {
         try Row.fetchOneCached(db, sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id], decode: toolCall)
     }
 
+    /// Where a page of `table` (sessions or confirmations, ordered by creation) starts or
+    /// ends: the `created_at` and `id` of the row `id`, if it is in the namespace.
+    static func pageCursor(_ db: Database, _ table: String, id: String, namespaceID: String) throws
+        -> (createdAt: Int64, id: String)?
+    {
+        try Row.fetchOneCached(
+            db, sql: "SELECT created_at, id FROM \(table) WHERE id = ? AND namespace_id = ?",
+            arguments: [id, namespaceID]
+        ) { row in (row["created_at"], row["id"]) }
+    }
+
     static func loadConfirmation(_ db: Database, _ id: String) throws -> Confirmation? {
         try Row.fetchOneCached(
             db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id], decode: confirmation)

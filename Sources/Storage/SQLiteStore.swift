@@ -200,15 +200,9 @@ public final class SQLiteStore: Store {
                 sql += " AND actor = ?"
                 arguments += [actor]
             }
-            if let beforeID,
-                let cursor = try Row.fetchOneCached(
-                    db, sql: "SELECT created_at, id FROM sessions WHERE id = ? AND namespace_id = ?",
-                    arguments: [beforeID, namespaceID])
-            {
+            if let beforeID, let cursor = try Self.pageCursor(db, "sessions", id: beforeID, namespaceID: namespaceID) {
                 sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
-                let created: Int64 = cursor["created_at"]
-                let id: String = cursor["id"]
-                arguments += [created, created, id]
+                arguments += [cursor.createdAt, cursor.createdAt, cursor.id]
             }
             sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
             arguments += [limit]
@@ -615,14 +609,10 @@ public final class SQLiteStore: Store {
                 arguments += [actor]
             }
             if let afterID = filter.afterID,
-                let cursor = try Row.fetchOneCached(
-                    db, sql: "SELECT created_at, id FROM confirmations WHERE id = ? AND namespace_id = ?",
-                    arguments: [afterID, namespaceID])
+                let cursor = try Self.pageCursor(db, "confirmations", id: afterID, namespaceID: namespaceID)
             {
-                let created: Int64 = cursor["created_at"]
-                let id: String = cursor["id"]
                 sql += " AND (c.created_at > ? OR (c.created_at = ? AND c.id > ?))"
-                arguments += [created, created, id]
+                arguments += [cursor.createdAt, cursor.createdAt, cursor.id]
             }
             sql += " ORDER BY c.created_at, c.id LIMIT ?"
             arguments += [filter.limit]
