@@ -64,7 +64,8 @@ final class GroupCommit: Sendable {
             let outcome = Outcome<T>()
             let pending = Pending(
                 run: { db, savepoint in
-                    guard savepoint else {
+                    /// Runs the write and records its result; false when it threw.
+                    func attempt() -> Bool {
                         do {
                             outcome.result = .success(try body(db))
                             return true
@@ -73,16 +74,9 @@ final class GroupCommit: Sendable {
                             return false
                         }
                     }
+                    guard savepoint else { return attempt() }
                     do {
-                        try db.inSavepoint {
-                            do {
-                                outcome.result = .success(try body(db))
-                                return .commit
-                            } catch {
-                                outcome.result = .failure(error)
-                                return .rollback
-                            }
-                        }
+                        try db.inSavepoint { attempt() ? .commit : .rollback }
                     } catch {
                         outcome.result = .failure(error)
                     }
