@@ -28,14 +28,6 @@ public enum MCPFixtures {
         }
     }
 
-    /// A fresh temporary directory.
-    public static func temporaryDirectory(_ prefix: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "\(prefix)-\(Identifier.make("t", length: 10))", isDirectory: true)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
-
     /// Runs `git` in `directory` and returns its standard output.
     @discardableResult
     public static func git(_ arguments: [String], in directory: URL) throws -> String {
@@ -57,7 +49,7 @@ public enum MCPFixtures {
 
     /// A throwaway git repository with one commit (`README.md`) and an identity.
     public static func gitRepository() throws -> URL {
-        let directory = try temporaryDirectory("mcp-git")
+        let directory = try TemporaryDirectory.create("mcp-git")
         try git(["init", "--quiet", "--initial-branch=main"], in: directory)
         try git(["config", "user.email", "tests@countersign.invalid"], in: directory)
         try git(["config", "user.name", "Countersign Tests"], in: directory)

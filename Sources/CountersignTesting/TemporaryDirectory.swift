@@ -9,9 +9,15 @@ public final class TemporaryDirectory: Sendable {
 
     /// Creates `<tmp>/<prefix>-t_<random>`.
     public init(_ prefix: String) throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent(
+        url = try Self.create(prefix)
+    }
+
+    /// Creates `<tmp>/<prefix>-t_<random>` and leaves deleting it to the caller.
+    public static func create(_ prefix: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
             "\(prefix)-\(Identifier.make("t", length: 10))", isDirectory: true)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
     }
 
     public var path: String { url.path }

@@ -147,7 +147,7 @@ import ToolSources
     }
 
     @Test func serveStartsAndStopsTheServersOfItsConfig() async throws {
-        let directory = try MCPFixtures.temporaryDirectory("countersign-mcp-serve")
+        let directory = try TemporaryDirectory.create("countersign-mcp-serve")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("countersign.yaml").path
         try Data(
