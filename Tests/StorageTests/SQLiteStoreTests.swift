@@ -50,6 +50,22 @@ struct SQLiteStoreTests {
         #expect(try await reopened.journalMode() == "wal")
     }
 
+    /// A group-commit batch runs each write in a savepoint; its statement journal must
+    /// stay in memory rather than spill into a temporary file (2 = MEMORY).
+    @Test("Statement journals stay in memory on the writer and the readers")
+    func temporaryStoreInMemory() async throws {
+        let database = try TemporaryDatabase()
+        defer { database.remove() }
+        let store = try SQLiteStore(path: database.path)
+        try await store.migrate()
+        let writer = try await store.pool.writeWithoutTransaction { db in
+            try Int.fetchOne(db, sql: "PRAGMA temp_store")
+        }
+        let reader = try await store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA temp_store") }
+        #expect(writer == 2)
+        #expect(reader == 2)
+    }
+
     /// SPEC §2.9: a restarted server finds every session, pending confirmation, event
     /// and audit entry, and the pending confirmation can still be decided.
     @Test("Everything committed survives closing and reopening the file")
