@@ -46,15 +46,20 @@ final class GroupCommit: Sendable {
     let maxBatch: Int
     private let batches = Atomic<Int>(0)
     private let writes = Atomic<Int>(0)
+    /// Time the writer spent in transactions (SQL work, commit and fsync), in ns.
+    private let busy = Atomic<Int>(0)
 
     init(writer: DatabasePool, maxBatch: Int = 256) {
         self.writer = writer
         self.maxBatch = maxBatch
     }
 
-    /// Commits (batches, writes) so far: writes / batches is the mean batch size.
-    var statistics: (batches: Int, writes: Int) {
-        (batches.load(ordering: .relaxed), writes.load(ordering: .relaxed))
+    /// Commits (batches, writes) so far: writes / commits is the mean batch size.
+    /// `busyNanoseconds` is the writer's time inside transactions, SQL work, commit and
+    /// fsync included; over a wall-clock interval it says how close the single writer is
+    /// to being the limit.
+    var statistics: (commits: Int, writes: Int, writerBusyNanoseconds: Int) {
+        (batches.load(ordering: .relaxed), writes.load(ordering: .relaxed), busy.load(ordering: .relaxed))
     }
 
     /// Runs `body` in a transaction (shared with concurrent writes) and returns its
@@ -113,6 +118,7 @@ final class GroupCommit: Sendable {
             }
             if batch.isEmpty { return }
             var commitError: (any Error)?
+            let started = ContinuousClock.now
             do {
                 try writer.writeWithoutTransaction { db in
                     try db.inTransaction {
@@ -126,6 +132,9 @@ final class GroupCommit: Sendable {
             } catch {
                 commitError = error
             }
+            let elapsed = (ContinuousClock.now - started).components
+            busy.wrappingAdd(
+                Int(elapsed.seconds) * 1_000_000_000 + Int(elapsed.attoseconds / 1_000_000_000), ordering: .relaxed)
             batches.wrappingAdd(1, ordering: .relaxed)
             writes.wrappingAdd(batch.count, ordering: .relaxed)
             for pending in batch { pending.finish(commitError) }

@@ -51,9 +51,10 @@ public final class SQLiteStore: Store {
         try pool.read(body)
     }
 
-    /// Write transactions committed so far and the commits they took (group commit only).
-    public var commitStatistics: (commits: Int, writes: Int)? {
-        groupCommit.map { ($0.statistics.batches, $0.statistics.writes) }
+    /// Write transactions committed so far, the commits they took, and the writer's
+    /// time inside them in ns (group commit only).
+    public var commitStatistics: (commits: Int, writes: Int, writerBusyNanoseconds: Int)? {
+        groupCommit.map { $0.statistics }
     }
 
     /// The writer connection's `synchronous` level (2 = FULL).

@@ -35,6 +35,7 @@ import Testing
         let after = store.commitStatistics!
         #expect(after.writes - before.writes == 200)
         #expect(after.commits - before.commits < 200, "no batching happened: \(after)")
+        #expect(after.writerBusyNanoseconds > before.writerBusyNanoseconds)
         let reopened = try SQLiteStore(path: path)
         let count = try await reopened.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM t") }
         #expect(count == 200)

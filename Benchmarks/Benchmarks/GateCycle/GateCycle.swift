@@ -105,6 +105,9 @@ struct Harness: Sendable {
     /// Commits the store has made so far (group commit only).
     var commits: Int? { store.commitStatistics?.commits }
 
+    /// The group-commit writer's time inside transactions so far, in ns.
+    var writerBusy: Int? { store.commitStatistics?.writerBusyNanoseconds }
+
     /// One full confirmation cycle; throws when any step does not end as the contract says.
     func cycle() async throws {
         let session = try await engine.createSession(namespaceID: namespaceID, actor: "bench", agent: "demo")
@@ -300,6 +303,11 @@ enum CustomMetrics {
     static var commitsPer100Cycles: BenchmarkMetric {
         .custom("commits per 100 cycles", polarity: .prefersSmaller, useScalingFactor: false)
     }
+    /// Share of the wall-clock time the single group-commit writer spent inside
+    /// transactions (SQL work, commit, fsync), in percent; group commit only.
+    static var writerBusy: BenchmarkMetric {
+        .custom("writer busy (%)", polarity: .prefersSmaller, useScalingFactor: false)
+    }
     /// Process CPU time (all threads) spent per cycle, in microseconds.
     static var cpuPerCycle: BenchmarkMetric {
         .custom("CPU per cycle (us)", polarity: .prefersSmaller, useScalingFactor: false)
@@ -342,7 +350,9 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(
             "GateCycle-" + label + (groupCommit ? "" : "-nogroupcommit"),
             configuration: .init(
-                metrics: metrics + [CustomMetrics.cyclesPerSecond, CustomMetrics.cycleLatency],
+                metrics: metrics + [
+                    CustomMetrics.cyclesPerSecond, CustomMetrics.cycleLatency, CustomMetrics.writerBusy,
+                ],
                 timeUnits: .microseconds, warmupIterations: 3, maxDuration: .seconds(seconds),
                 maxIterations: 1_000_000, skip: !setup.available,
                 setup: { box.set(try await setup.open(label: label, groupCommit: groupCommit)) },
@@ -351,9 +361,13 @@ let benchmarks: @Sendable () -> Void = {
             let harness = try box.harness
             let cpu = processCPUNanoseconds()
             let commits = harness.commits
+            let busy = harness.writerBusy
             let start = ContinuousClock.now
             let latencies = try await harness.concurrentCycles(parallelSessions)
             let elapsed = nanoseconds(ContinuousClock.now - start)
+            if let before = busy, let after = harness.writerBusy {
+                benchmark.measurement(CustomMetrics.writerBusy, (after - before) * 100 / max(elapsed, 1))
+            }
             benchmark.measurement(CustomMetrics.cyclesPerSecond, parallelSessions * 1_000_000_000 / max(elapsed, 1))
             benchmark.measurement(
                 CustomMetrics.cpuPerCycle, (processCPUNanoseconds() - cpu) / 1_000 / parallelSessions)
