@@ -45,6 +45,30 @@ struct CanonicalJSONTests {
         #expect(Array(value.canonicalString.utf8) == Array("{\"\u{1F600}\":2,\"\u{FF61}\":1}".utf8))
     }
 
+    /// The writer compares keys on their UTF-8 bytes with a correction for the one range
+    /// where that order differs from UTF-16's; check it against UTF-16 itself over keys
+    /// built from the code points at every boundary.
+    @Test("Key order equals UTF-16 code-unit order for keys mixing every UTF-8 length")
+    func keyOrderMatchesUTF16() {
+        let scalars: [Unicode.Scalar] = [
+            "a", "b", "\u{7F}", "\u{80}", "\u{7FF}", "\u{800}", "\u{D7FF}", "\u{E000}", "\u{FB33}", "\u{FFFF}",
+            "\u{10000}", "\u{1F600}", "\u{10FFFF}",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        var keys: Set<String> = []
+        while keys.count < 300 {
+            var key = ""
+            for _ in 0..<Int.random(in: 0...3, using: &generator) {
+                key.unicodeScalars.append(scalars.randomElement(using: &generator)!)
+            }
+            keys.insert(key)
+        }
+        let members = Dictionary(uniqueKeysWithValues: keys.map { ($0, JSONValue.int(1)) })
+        let expected = keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
+        let text = "{" + expected.map { JSONValue.string($0).canonicalString + ":1" }.joined(separator: ",") + "}"
+        #expect(JSONValue.object(members).canonicalString == text)
+    }
+
     @Test("Nested objects are sorted at every depth; array order is kept")
     func nestedStructures() {
         let value: JSONValue = [
