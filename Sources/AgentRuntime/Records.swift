@@ -327,12 +327,16 @@ public struct Grant: Sendable, Codable, Equatable {
 
 /// An event to append; the store assigns `seq`.
 public struct EventDraft: Sendable, Equatable {
-    public var type: String
-    public var data: JSONValue
+    public let type: String
+    public let data: JSONValue
+    /// `data` as canonical JSON, written when the draft is made: drafts are mostly made
+    /// outside the store's single writer, which then only binds the text.
+    public let canonicalData: String
 
     public init(_ type: String, _ data: JSONValue) {
         self.type = type
         self.data = data
+        self.canonicalData = data.canonicalString
     }
 }
 
@@ -355,11 +359,13 @@ public struct SessionEvent: Sendable, Codable, Equatable {
 
 /// An audit entry to append; the store links it into its namespace's hash chain.
 public struct AuditDraft: Sendable, Equatable {
-    public var namespaceID: String
-    public var actor: String
-    public var action: String
-    public var subject: String
-    public var data: JSONValue
+    public let namespaceID: String
+    public let actor: String
+    public let action: String
+    public let subject: String
+    public let data: JSONValue
+    /// `data` as canonical JSON, written when the draft is made (see ``EventDraft``).
+    public let canonicalData: String
 
     public init(namespaceID: String, actor: String, action: String, subject: String, data: JSONValue = .object([:])) {
         self.namespaceID = namespaceID
@@ -367,6 +373,7 @@ public struct AuditDraft: Sendable, Equatable {
         self.action = action
         self.subject = subject
         self.data = data
+        self.canonicalData = data.canonicalString
     }
 }
 

@@ -163,7 +163,10 @@ extension JSONValue {
 /// Shared JSON coders with the date format the whole product uses (ISO 8601 with
 /// fractional seconds, UTC).
 public enum JSONCoding {
-    public static var encoder: JSONEncoder {
+    /// One shared encoder rather than a new one per value: JSONEncoder is safe to use
+    /// from several threads as long as nobody changes its settings. Don't configure it;
+    /// make your own for other settings.
+    public static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
@@ -171,9 +174,10 @@ public enum JSONCoding {
             try container.encode(Timestamp.format(date))
         }
         return encoder
-    }
+    }()
 
-    public static var decoder: JSONDecoder {
+    /// One shared decoder, like ``encoder``.
+    public static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
@@ -185,7 +189,7 @@ public enum JSONCoding {
             return date
         }
         return decoder
-    }
+    }()
 }
 
 /// ISO 8601 timestamps with millisecond precision in UTC, e.g. `2026-11-26T06:04:29.123Z`.

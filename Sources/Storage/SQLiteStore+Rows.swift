@@ -171,8 +171,10 @@ extension SQLiteStore {
             ])
     }
 
+    /// Appends a message whose body is already encoded (``encode(_:)`` of a
+    /// `ChatMessage`, done before the write so the writer only binds it).
     static func insertMessage(
-        _ db: Database, sessionID: String, runID: String, step: Int, _ message: ChatMessage, now: Date
+        _ db: Database, sessionID: String, runID: String, step: Int, body: String?, now: Date
     ) throws {
         let next =
             try Int.fetchOneCached(
@@ -180,29 +182,39 @@ extension SQLiteStore {
                 arguments: [sessionID]) ?? 0
         try db.executeCached(
             sql: "INSERT INTO messages (session_id, idx, run_id, step, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [sessionID, next, runID, step, try encode(message), now.millis])
+            arguments: [sessionID, next, runID, step, body, now.millis])
     }
 
-    static func insertToolCall(_ db: Database, _ call: ToolCall) throws {
+    /// A call's row, encoded before the write so the writer only binds it.
+    static func toolCallRow(_ call: ToolCall) throws -> StatementArguments {
+        [
+            call.id, call.sessionID, call.runID, call.step, call.index, call.modelCallID, call.toolName,
+            call.params.canonicalString, call.originalParams?.canonicalString, call.gate.rawValue,
+            call.status.rawValue, call.confirmationID, try encode(call.output), call.ruleID, call.grantID,
+        ]
+    }
+
+    static func insertToolCall(_ db: Database, row: StatementArguments) throws {
         try db.executeCached(
             sql: """
                 INSERT INTO tool_calls (id, session_id, run_id, step, idx, model_call_id, tool_name, params,
                     original_params, gate, status, confirmation_id, output, rule_id, grant_id)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [
-                call.id, call.sessionID, call.runID, call.step, call.index, call.modelCallID, call.toolName,
-                call.params.canonicalString, call.originalParams?.canonicalString, call.gate.rawValue,
-                call.status.rawValue, call.confirmationID, try encode(call.output), call.ruleID, call.grantID,
-            ])
+            arguments: row)
     }
 
     /// Writes a call's status and output. Its params change only when a person edits
     /// them, which `apply` writes with ``updateToolCallParams(_:_:)``.
     static func updateToolCall(_ db: Database, _ call: ToolCall) throws {
+        try updateToolCall(db, call, encodedOutput: try encode(call.output))
+    }
+
+    /// ``updateToolCall(_:_:)`` with the output encoded before the write.
+    static func updateToolCall(_ db: Database, _ call: ToolCall, encodedOutput: String?) throws {
         try db.executeCached(
             sql: "UPDATE tool_calls SET status = ?, output = ? WHERE id = ?",
-            arguments: [call.status.rawValue, try encode(call.output), call.id])
+            arguments: [call.status.rawValue, encodedOutput, call.id])
     }
 
     static func updateToolCallParams(_ db: Database, _ call: ToolCall) throws {
@@ -211,7 +223,19 @@ extension SQLiteStore {
             arguments: [call.params.canonicalString, call.originalParams?.canonicalString, call.id])
     }
 
-    static func insertConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
+    /// A confirmation's row, encoded before the write so the writer only binds it.
+    static func confirmationRow(_ confirmation: Confirmation) throws -> StatementArguments {
+        [
+            confirmation.id, confirmation.namespaceID, confirmation.sessionID, confirmation.runID,
+            confirmation.callID, confirmation.toolName, confirmation.toolKey, confirmation.summary,
+            confirmation.policy.rawValue, confirmation.ruleID, confirmation.params.canonicalString,
+            confirmation.paramsHash, confirmation.requestedBy, confirmation.createdAt.millis,
+            confirmation.expiresAt.millis, confirmation.status.rawValue, try encode(confirmation.decision),
+            confirmation.taintedBy?.json.canonicalString,
+        ]
+    }
+
+    static func insertConfirmation(_ db: Database, row: StatementArguments) throws {
         try db.executeCached(
             sql: """
                 INSERT INTO confirmations (id, namespace_id, session_id, run_id, call_id, tool_name, tool_key, summary,
@@ -219,20 +243,46 @@ extension SQLiteStore {
                     tainted_by)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [
-                confirmation.id, confirmation.namespaceID, confirmation.sessionID, confirmation.runID,
-                confirmation.callID, confirmation.toolName, confirmation.toolKey, confirmation.summary,
-                confirmation.policy.rawValue, confirmation.ruleID, confirmation.params.canonicalString,
-                confirmation.paramsHash, confirmation.requestedBy, confirmation.createdAt.millis,
-                confirmation.expiresAt.millis, confirmation.status.rawValue, try encode(confirmation.decision),
-                confirmation.taintedBy?.json.canonicalString,
-            ])
+            arguments: row)
     }
 
     static func updateConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
         try db.executeCached(
             sql: "UPDATE confirmations SET status = ?, decision = ? WHERE id = ?",
             arguments: [confirmation.status.rawValue, try encode(confirmation.decision), confirmation.id])
+    }
+
+    /// What a transition after the decision (claim, finish, crash, rerun) reads and
+    /// writes of a confirmation: its state, not the recorded decision, which is neither
+    /// decoded nor written again.
+    struct ConfirmationState {
+        let id: String
+        let namespaceID: String
+        var status: ConfirmationStatus
+        let expiresAt: Date
+        let paramsHash: String
+
+        var machine: ConfirmationMachine {
+            ConfirmationMachine(status: status, expiresAt: expiresAt, paramsHash: paramsHash)
+        }
+    }
+
+    static func loadConfirmationState(_ db: Database, _ id: String) throws -> ConfirmationState? {
+        try Row.fetchOneCached(
+            db, sql: "SELECT id, namespace_id, status, expires_at, params_hash FROM confirmations WHERE id = ?",
+            arguments: [id]
+        ) { row in
+            ConfirmationState(
+                id: row["id"], namespaceID: row["namespace_id"],
+                status: ConfirmationStatus(rawValue: row["status"]) ?? .failed,
+                expiresAt: Date(millis: row["expires_at"]), paramsHash: row["params_hash"])
+        }
+    }
+
+    static func updateConfirmationStatus(_ db: Database, _ confirmation: ConfirmationState) throws {
+        try db.executeCached(
+            sql: "UPDATE confirmations SET status = ? WHERE id = ?",
+            arguments: [confirmation.status.rawValue, confirmation.id])
     }
 
     static func insertGrant(_ db: Database, _ grant: Grant) throws {
@@ -287,7 +337,7 @@ extension SQLiteStore {
             seq += 1
             try db.executeCached(
                 sql: "INSERT INTO events (session_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [sessionID, seq, draft.type, draft.data.canonicalString, now.millis])
+                arguments: [sessionID, seq, draft.type, draft.canonicalData, now.millis])
             events.append(
                 SessionEvent(
                     sessionID: sessionID, seq: seq, type: draft.type, data: draft.data,
@@ -306,7 +356,7 @@ extension SQLiteStore {
                 db, sql: "SELECT hash FROM audit WHERE namespace_id = ? ORDER BY id DESC LIMIT 1",
                 arguments: [draft.namespaceID]) ?? AuditEntry.genesisHash
         let at = Date(millis: at.millis)
-        let data = draft.data.canonicalString
+        let data = draft.canonicalData
         let hash = AuditEntry.computeHash(
             namespaceID: draft.namespaceID, at: at, actor: draft.actor, action: draft.action, subject: draft.subject,
             canonicalData: data, prevHash: previous)

@@ -224,7 +224,11 @@ public final class SQLiteStore: Store {
     // MARK: Runs
 
     public func startRun(_ run: Run, message: String, now: Date) async throws -> [SessionEvent] {
-        try await write { db in
+        let body = try Self.encode(ChatMessage.user(message))
+        let drafts = [
+            EventFactory.messageCreated(runID: run.id, content: message), EventFactory.runStarted(runID: run.id),
+        ]
+        return try await write { db in
             guard let session = try Self.loadSession(db, run.sessionID) else {
                 throw CountersignError.notFound("Session")
             }
@@ -255,11 +259,8 @@ public final class SQLiteStore: Store {
             try db.executeCached(
                 sql: "UPDATE sessions SET status = 'running', active_run_id = ?, updated_at = ? WHERE id = ?",
                 arguments: [run.id, now.millis, run.sessionID])
-            try Self.insertMessage(db, sessionID: run.sessionID, runID: run.id, step: 0, .user(message), now: now)
-            return try Self.appendEvents(
-                db, sessionID: run.sessionID,
-                [EventFactory.messageCreated(runID: run.id, content: message), EventFactory.runStarted(runID: run.id)],
-                now: now)
+            try Self.insertMessage(db, sessionID: run.sessionID, runID: run.id, step: 0, body: body, now: now)
+            return try Self.appendEvents(db, sessionID: run.sessionID, drafts, now: now)
         }
     }
 
@@ -283,34 +284,48 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// Everything `commitStep` writes is encoded here, before the write: the single
+    /// writer then only checks the run and binds prepared rows.
     public func commitStep(_ step: StepCommit) async throws -> [SessionEvent] {
-        try await write { db in
+        let body = try Self.encode(ChatMessage.assistant(text: step.text, toolCalls: step.modelCalls))
+        let callRows = try step.calls.map(Self.toolCallRow)
+        let confirmationRows = try step.confirmations.map(Self.confirmationRow)
+        var audits = step.confirmations.map { confirmation in
+            AuditDraft(
+                namespaceID: confirmation.namespaceID, actor: confirmation.requestedBy,
+                action: "confirmation.requested", subject: confirmation.id,
+                data: [
+                    "session_id": .string(confirmation.sessionID), "call_id": .string(confirmation.callID),
+                    "tool_name": .string(confirmation.toolName), "params": confirmation.params,
+                    "params_hash": .string(confirmation.paramsHash),
+                    "policy": .string(confirmation.policy.rawValue),
+                    "rule_id": confirmation.ruleID.map(JSONValue.string) ?? .null,
+                    "tainted_by": confirmation.taintedBy?.json ?? .null,
+                    "expires_at": .string(Timestamp.format(confirmation.expiresAt)),
+                ])
+        }
+        for call in step.calls where call.grantID != nil || (call.ruleID != nil && call.confirmationID == nil) {
+            audits.append(Self.policyAudit(call, namespaceID: step.namespaceID))
+        }
+        let pauses = step.pause && !step.confirmations.isEmpty && !step.calls.contains { $0.status == .ready }
+        var drafts: [EventDraft] = []
+        if !step.tokens.isEmpty { drafts.append(EventFactory.token(runID: step.runID, text: step.tokens)) }
+        drafts.append(EventFactory.messageCompleted(runID: step.runID, text: step.text, calls: step.calls))
+        let confirmations = Dictionary(uniqueKeysWithValues: step.confirmations.map { ($0.id, $0) })
+        for call in step.calls {
+            drafts.append(EventFactory.toolCallCreated(call))
+            if let id = call.confirmationID, let confirmation = confirmations[id] {
+                drafts.append(EventFactory.confirmationRequired(confirmation))
+            }
+            if call.status == .blocked { drafts.append(EventFactory.toolResult(call)) }
+        }
+        return try await write { [drafts, audits] db in
             guard let run = try Self.loadRun(db, step.runID), run.status == .running else { throw RunStopped() }
             try Self.insertMessage(
-                db, sessionID: step.sessionID, runID: step.runID, step: step.step,
-                .assistant(text: step.text, toolCalls: step.modelCalls), now: step.now)
-            for call in step.calls { try Self.insertToolCall(db, call) }
-            for confirmation in step.confirmations {
-                try Self.insertConfirmation(db, confirmation)
-                try Self.appendAudit(
-                    db,
-                    AuditDraft(
-                        namespaceID: confirmation.namespaceID, actor: confirmation.requestedBy,
-                        action: "confirmation.requested", subject: confirmation.id,
-                        data: [
-                            "session_id": .string(confirmation.sessionID), "call_id": .string(confirmation.callID),
-                            "tool_name": .string(confirmation.toolName), "params": confirmation.params,
-                            "params_hash": .string(confirmation.paramsHash),
-                            "policy": .string(confirmation.policy.rawValue),
-                            "rule_id": confirmation.ruleID.map(JSONValue.string) ?? .null,
-                            "tainted_by": confirmation.taintedBy?.json ?? .null,
-                            "expires_at": .string(Timestamp.format(confirmation.expiresAt)),
-                        ]), at: step.now)
-            }
-            for call in step.calls where call.grantID != nil || (call.ruleID != nil && call.confirmationID == nil) {
-                try Self.appendAudit(db, Self.policyAudit(call, namespaceID: step.namespaceID), at: step.now)
-            }
-            let pauses = step.pause && !step.confirmations.isEmpty && !step.calls.contains { $0.status == .ready }
+                db, sessionID: step.sessionID, runID: step.runID, step: step.step, body: body, now: step.now)
+            for row in callRows { try Self.insertToolCall(db, row: row) }
+            for row in confirmationRows { try Self.insertConfirmation(db, row: row) }
+            for audit in audits { try Self.appendAudit(db, audit, at: step.now) }
             try db.executeCached(
                 sql: "UPDATE runs SET step = ?, status = ? WHERE id = ?",
                 arguments: [step.step, pauses ? RunStatus.awaiting.rawValue : RunStatus.running.rawValue, step.runID])
@@ -318,17 +333,6 @@ public final class SQLiteStore: Store {
                 try db.executeCached(
                     sql: "UPDATE sessions SET status = 'awaiting_confirmation', updated_at = ? WHERE id = ?",
                     arguments: [step.now.millis, step.sessionID])
-            }
-            var drafts: [EventDraft] = []
-            if !step.tokens.isEmpty { drafts.append(EventFactory.token(runID: step.runID, text: step.tokens)) }
-            drafts.append(EventFactory.messageCompleted(runID: step.runID, text: step.text, calls: step.calls))
-            let confirmations = Dictionary(uniqueKeysWithValues: step.confirmations.map { ($0.id, $0) })
-            for call in step.calls {
-                drafts.append(EventFactory.toolCallCreated(call))
-                if let id = call.confirmationID, let confirmation = confirmations[id] {
-                    drafts.append(EventFactory.confirmationRequired(confirmation))
-                }
-                if call.status == .blocked { drafts.append(EventFactory.toolResult(call)) }
             }
             return try Self.appendEvents(db, sessionID: step.sessionID, drafts, now: step.now)
         }
@@ -370,13 +374,13 @@ public final class SQLiteStore: Store {
             }
             guard call.status == (rerun ? .interrupted : .ready) else { return .notClaimable(call.status) }
             if let confirmationID = call.confirmationID {
-                guard var confirmation = try Self.loadConfirmation(db, confirmationID) else {
+                guard var confirmation = try Self.loadConfirmationState(db, confirmationID) else {
                     throw CountersignError.notFound("Confirmation")
                 }
                 let transition = confirmation.machine.transition(rerun ? .rerun(idempotent: true) : .claim, at: now)
                 guard transition.rejection == nil else { return .notClaimable(call.status) }
                 confirmation.status = transition.next
-                try Self.updateConfirmation(db, confirmation)
+                try Self.updateConfirmationStatus(db, confirmation)
                 try Self.appendAudit(
                     db,
                     AuditDraft(
@@ -394,19 +398,20 @@ public final class SQLiteStore: Store {
     public func finishToolCall(callID: String, output: ToolOutput, taints: Bool, now: Date) async throws
         -> [SessionEvent]
     {
-        try await write { db in
+        let encodedOutput = try Self.encode(output)
+        return try await write { db in
             guard var call = try Self.loadToolCall(db, callID) else { throw CountersignError.notFound("Tool call") }
             guard call.status == .executing else {
                 throw CountersignError(.internal, "Tool call \(callID) is \(call.status.rawValue), not executing.")
             }
             call.status = output.success ? .succeeded : .failed
             call.output = output
-            try Self.updateToolCall(db, call)
+            try Self.updateToolCall(db, call, encodedOutput: encodedOutput)
             if let confirmationID = call.confirmationID,
-                var confirmation = try Self.loadConfirmation(db, confirmationID)
+                var confirmation = try Self.loadConfirmationState(db, confirmationID)
             {
                 confirmation.status = confirmation.machine.transition(.finish(succeeded: output.success), at: now).next
-                try Self.updateConfirmation(db, confirmation)
+                try Self.updateConfirmationStatus(db, confirmation)
                 try Self.appendAudit(
                     db,
                     AuditDraft(
@@ -433,10 +438,10 @@ public final class SQLiteStore: Store {
             call.output = .failure(TransitionPlanner.unknownOutcomeMessage)
             try Self.updateToolCall(db, call)
             if let confirmationID = call.confirmationID,
-                var confirmation = try Self.loadConfirmation(db, confirmationID)
+                var confirmation = try Self.loadConfirmationState(db, confirmationID)
             {
                 confirmation.status = confirmation.machine.transition(.rerun(idempotent: false), at: now).next
-                try Self.updateConfirmation(db, confirmation)
+                try Self.updateConfirmationStatus(db, confirmation)
                 try Self.appendAudit(
                     db,
                     AuditDraft(
@@ -450,15 +455,23 @@ public final class SQLiteStore: Store {
     public func endRun(runID: String, status: RunStatus, tokens: String, finalText: String?, error: String?, now: Date)
         async throws -> [SessionEvent]
     {
-        try await write { db in
+        var drafts: [EventDraft] = []
+        if !tokens.isEmpty { drafts.append(EventFactory.token(runID: runID, text: tokens)) }
+        var body: String?
+        if let finalText {
+            body = try Self.encode(ChatMessage.assistant(text: finalText, toolCalls: []))
+            drafts.append(EventFactory.messageCompleted(runID: runID, text: finalText, calls: []))
+        }
+        if status == .failed {
+            drafts.append(EventFactory.runFailed(runID: runID, error: error ?? "The run failed."))
+        } else {
+            drafts.append(EventFactory.runCompleted(runID: runID, status: status, reply: finalText))
+        }
+        return try await write { [drafts, body] db in
             guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
-            var drafts: [EventDraft] = []
-            if !tokens.isEmpty { drafts.append(EventFactory.token(runID: runID, text: tokens)) }
-            if let finalText {
+            if let body {
                 try Self.insertMessage(
-                    db, sessionID: run.sessionID, runID: runID, step: run.step + 1,
-                    .assistant(text: finalText, toolCalls: []), now: now)
-                drafts.append(EventFactory.messageCompleted(runID: runID, text: finalText, calls: []))
+                    db, sessionID: run.sessionID, runID: runID, step: run.step + 1, body: body, now: now)
             }
             try db.executeCached(
                 sql: "UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE id = ?",
@@ -466,11 +479,6 @@ public final class SQLiteStore: Store {
             try db.executeCached(
                 sql: "UPDATE sessions SET status = 'idle', active_run_id = NULL, updated_at = ? WHERE id = ?",
                 arguments: [now.millis, run.sessionID])
-            if status == .failed {
-                drafts.append(EventFactory.runFailed(runID: runID, error: error ?? "The run failed."))
-            } else {
-                drafts.append(EventFactory.runCompleted(runID: runID, status: status, reply: finalText))
-            }
             return try Self.appendEvents(db, sessionID: run.sessionID, drafts, now: now)
         }
     }
@@ -483,10 +491,10 @@ public final class SQLiteStore: Store {
                 call.status = .interrupted
                 try Self.updateToolCall(db, call)
                 if let confirmationID = call.confirmationID,
-                    var confirmation = try Self.loadConfirmation(db, confirmationID)
+                    var confirmation = try Self.loadConfirmationState(db, confirmationID)
                 {
                     confirmation.status = confirmation.machine.transition(.crash, at: now).next
-                    try Self.updateConfirmation(db, confirmation)
+                    try Self.updateConfirmationStatus(db, confirmation)
                     try Self.appendAudit(
                         db,
                         AuditDraft(
