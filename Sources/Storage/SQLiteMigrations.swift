@@ -14,6 +14,9 @@ enum SQLiteMigrations {
         migrator.registerMigration("v3_policy_provenance") { db in
             try db.execute(sql: v3)
         }
+        migrator.registerMigration("v4_status_indexes") { db in
+            try db.execute(sql: v4)
+        }
         return migrator
     }
 
@@ -183,5 +186,32 @@ enum SQLiteMigrations {
                 created_at
             FROM grants;
         DROP TABLE grants;
+        """
+
+    /// Indexes that no longer move with every status change. A confirmation goes
+    /// pending → approved → executing → succeeded and a call awaiting → ready →
+    /// executing → succeeded; each step moved the row's entry in every index that
+    /// had `status` in its key (four for confirmations), so each commit rewrote index
+    /// pages all over those indexes. Only the few states that queries look for keep an
+    /// index of their own (partial indexes), and the other indexes drop `status`:
+    /// - the inbox: pending confirmations by namespace in their own index; any
+    ///   status by namespace in order of creation;
+    /// - expiry: pending confirmations by `expires_at`;
+    /// - crash recovery: executing calls and running runs;
+    /// - per run and per session: by run or session only (a handful of rows each).
+    static let v4 = """
+        DROP INDEX confirmations_inbox;
+        DROP INDEX confirmations_due;
+        DROP INDEX confirmations_run;
+        DROP INDEX confirmations_session;
+        DROP INDEX tool_calls_status;
+        DROP INDEX runs_status;
+        CREATE INDEX confirmations_pending ON confirmations(namespace_id, created_at, id) WHERE status = 'pending';
+        CREATE INDEX confirmations_namespace ON confirmations(namespace_id, created_at, id);
+        CREATE INDEX confirmations_due ON confirmations(expires_at) WHERE status = 'pending';
+        CREATE INDEX confirmations_run ON confirmations(run_id);
+        CREATE INDEX confirmations_session ON confirmations(session_id);
+        CREATE INDEX tool_calls_executing ON tool_calls(id) WHERE status = 'executing';
+        CREATE INDEX runs_running ON runs(created_at) WHERE status = 'running';
         """
 }

@@ -608,8 +608,9 @@ public final class SQLiteStore: Store {
             sql += " WHERE c.namespace_id = ?"
             arguments += [namespaceID]
             if let status = filter.status {
-                sql += " AND c.status = ?"
-                arguments += [status.rawValue]
+                // A literal, not a parameter: the planner uses the partial index of
+                // pending confirmations only when the query names 'pending' itself.
+                sql += " AND c.status = '\(status.rawValue)'"
             }
             if let sessionID = filter.sessionID {
                 sql += " AND c.session_id = ?"

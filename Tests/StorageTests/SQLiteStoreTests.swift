@@ -1,6 +1,7 @@
 import AgentRuntime
 import CountersignTesting
 import Foundation
+import GRDB
 import GateCore
 import Testing
 
@@ -48,6 +49,43 @@ struct SQLiteStoreTests {
         let reopened = try SQLiteStore(path: database.path)
         #expect(try await reopened.synchronousLevel() == 2)
         #expect(try await reopened.journalMode() == "wal")
+    }
+
+    /// The queries that must stay fast with many rows (the pending inbox, expiry, crash
+    /// recovery) are answered from the v4 indexes, which hold only the rows in the state
+    /// the query looks for; none of them scans its table.
+    @Test("The inbox, expiry and recovery queries use their partial indexes")
+    func queryPlans() async throws {
+        let database = try TemporaryDatabase()
+        defer { database.remove() }
+        let store = try SQLiteStore(path: database.path)
+        try await store.migrate()
+        let plans: [(sql: String, index: String)] = [
+            (
+                "SELECT c.* FROM confirmations c WHERE c.namespace_id = 'n' AND c.status = 'pending' "
+                    + "ORDER BY c.created_at, c.id LIMIT 50", "confirmations_pending"
+            ),
+            (
+                "SELECT c.* FROM confirmations c WHERE c.namespace_id = 'n' AND c.status = 'denied' "
+                    + "ORDER BY c.created_at, c.id LIMIT 50", "confirmations_namespace"
+            ),
+            (
+                "SELECT * FROM confirmations WHERE status = 'pending' AND expires_at <= 5 ORDER BY expires_at",
+                "confirmations_due"
+            ),
+            ("SELECT MIN(expires_at) FROM confirmations WHERE status = 'pending'", "confirmations_due"),
+            ("SELECT * FROM tool_calls WHERE status = 'executing'", "tool_calls_executing"),
+            ("SELECT id FROM runs WHERE status = 'running' ORDER BY created_at", "runs_running"),
+            ("SELECT COUNT(*) FROM confirmations WHERE run_id = 'r' AND status = 'pending'", "confirmations_run"),
+        ]
+        for (sql, index) in plans {
+            let plan = try await store.pool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }
+            }.joined(separator: "; ")
+            #expect(
+                plan.contains("USING INDEX \(index)") || plan.contains("USING COVERING INDEX \(index)"),
+                "\(sql) → \(plan)")
+        }
     }
 
     /// A group-commit batch runs each write in a savepoint; its statement journal must
