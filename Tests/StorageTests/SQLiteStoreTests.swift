@@ -105,12 +105,16 @@ struct SQLiteStoreTests {
     }
 
     /// SPEC §2.9: a restarted server finds every session, pending confirmation, event
-    /// and audit entry, and the pending confirmation can still be decided.
-    @Test("Everything committed survives closing and reopening the file")
-    func durableAcrossReopen() async throws {
+    /// and audit entry, and the pending confirmation can still be decided. With a
+    /// schema version, the data is written under that older schema and the reopened
+    /// store migrates it first (an upgrade with a paused run in the file).
+    @Test(
+        "Everything committed survives closing and reopening the file, and upgrading its schema",
+        arguments: [nil, "v3_policy_provenance"])
+    func durableAcrossReopen(writtenUnder schema: String?) async throws {
         let database = try TemporaryDatabase()
         defer { database.remove() }
-        let written = try await writeAndClose(path: database.path)
+        let written = try await writeAndClose(path: database.path, schema: schema)
 
         let store = try SQLiteStore(path: database.path)
         try await store.migrate()
@@ -125,6 +129,9 @@ struct SQLiteStoreTests {
         #expect(try await store.runSnapshot(runID: written.run.id) == written.snapshot)
         #expect(try await store.history(sessionID: written.session.id) == written.history)
         #expect(try await store.nextExpiry() == written.confirmation.expiresAt)
+        let inbox = try await store.confirmations(
+            namespaceID: written.namespace.id, filter: ConfirmationFilter(status: .pending))
+        #expect(inbox == [written.confirmation])
         #expect(try await store.recoverAfterCrash(now: StoreFixtures.time(seconds: 50)).isEmpty, "the run was paused")
 
         let outcome = try await store.decide(
@@ -211,9 +218,23 @@ struct SQLiteStoreTests {
 
     /// Writes a paused run with a pending confirmation through a store that is gone
     /// when this returns.
-    private func writeAndClose(path: String) async throws -> Written {
+    /// Writes a paused run with a pending confirmation, under the full schema or, with
+    /// `schema`, the schema up to and including that migration.
+    private func writeAndClose(path: String, schema: String? = nil) async throws -> Written {
         let store = try SQLiteStore(path: path)
-        let world = try await StoreScenario.make(store, namespaceName: "durable")
+        let world: StoreScenario
+        if let schema {
+            try store.migrate(upTo: schema)
+            let namespace = StoreFixtures.namespace("durable")
+            try await store.createNamespace(
+                namespace,
+                audit: StoreFixtures.audit(
+                    namespaceID: namespace.id, actor: "system", action: "namespace.created", subject: namespace.id,
+                    data: ["name": "durable"]))
+            world = StoreScenario(store: store, namespace: namespace)
+        } else {
+            world = try await StoreScenario.make(store, namespaceName: "durable")
+        }
         let key = StoreFixtures.key(namespaceID: world.namespace.id, actor: "alice", role: .member)
         try await store.createKey(
             key,
