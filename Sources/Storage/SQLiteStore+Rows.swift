@@ -19,16 +19,6 @@ extension SQLiteStore {
         return try JSONValue.parse(text)
     }
 
-    static func encode<T: Encodable>(_ value: T?) throws -> String? {
-        guard let value else { return nil }
-        return String(decoding: try JSONCoding.encoder.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
-        guard let text else { return nil }
-        return try JSONCoding.decoder.decode(T.self, from: Data(text.utf8))
-    }
-
     // MARK: Reads
 
     static func namespace(_ row: Row) -> Namespace {
@@ -66,7 +56,7 @@ extension SQLiteStore {
             modelCallID: row["model_call_id"], toolName: row["tool_name"], params: try json(row["params"]) ?? .null,
             gate: GateOutcome(rawValue: row["gate"]) ?? .auto,
             status: ToolCallStatus(rawValue: row["status"]) ?? .blocked, confirmationID: row["confirmation_id"],
-            output: try decode(ToolOutput.self, row["output"]), originalParams: try json(row["original_params"]))
+            output: try decodeStored(ToolOutput.self, row["output"]), originalParams: try json(row["original_params"]))
         call.ruleID = row["rule_id"]
         call.grantID = row["grant_id"]
         return call
@@ -80,7 +70,7 @@ extension SQLiteStore {
             params: try json(row["params"]) ?? .null, requestedBy: row["requested_by"],
             createdAt: Date(millis: row["created_at"]), expiresAt: Date(millis: row["expires_at"]),
             status: ConfirmationStatus(rawValue: row["status"]) ?? .failed,
-            decision: try decode(Decision.self, row["decision"]),
+            decision: try decodeStored(Decision.self, row["decision"]),
             taintedBy: TaintSource(json: try json(row["tainted_by"])))
         confirmation.paramsHash = row["params_hash"]
         return confirmation
@@ -122,7 +112,6 @@ extension SQLiteStore {
 
     /// The conversation as the model sees it (``Store/history(sessionID:)``).
     static func loadHistory(_ db: Database, _ sessionID: String) throws -> [ChatMessage] {
-        let decoder = JSONCoding.decoder
         let messages = try Row.fetchAllCached(
             db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
             arguments: [sessionID]
@@ -134,7 +123,7 @@ extension SQLiteStore {
         for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
         var history: [ChatMessage] = []
         for row in messages {
-            let message = try decoder.decode(ChatMessage.self, from: Data(row.body.utf8))
+            let message = try ChatMessage(storedJSON: try JSONValue.parse(row.body))
             history.append(message)
             guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
             for call in byStep["\(row.runID)#\(row.step)"] ?? [] where call.status.isSettled {
@@ -171,7 +160,7 @@ extension SQLiteStore {
             ])
     }
 
-    /// Appends a message whose body is already encoded (``encode(_:)`` of a
+    /// Appends a message whose body is already encoded (``encodeStored(_:)`` of a
     /// `ChatMessage`, done before the write so the writer only binds it).
     static func insertMessage(
         _ db: Database, sessionID: String, runID: String, step: Int, body: String?, now: Date
@@ -186,11 +175,11 @@ extension SQLiteStore {
     }
 
     /// A call's row, encoded before the write so the writer only binds it.
-    static func toolCallRow(_ call: ToolCall) throws -> StatementArguments {
+    static func toolCallRow(_ call: ToolCall) -> StatementArguments {
         [
             call.id, call.sessionID, call.runID, call.step, call.index, call.modelCallID, call.toolName,
             call.params.canonicalString, call.originalParams?.canonicalString, call.gate.rawValue,
-            call.status.rawValue, call.confirmationID, try encode(call.output), call.ruleID, call.grantID,
+            call.status.rawValue, call.confirmationID, encodeStored(call.output), call.ruleID, call.grantID,
         ]
     }
 
@@ -207,7 +196,7 @@ extension SQLiteStore {
     /// Writes a call's status and output. Its params change only when a person edits
     /// them, which `apply` writes with ``updateToolCallParams(_:_:)``.
     static func updateToolCall(_ db: Database, _ call: ToolCall) throws {
-        try updateToolCall(db, call, encodedOutput: try encode(call.output))
+        try updateToolCall(db, call, encodedOutput: encodeStored(call.output))
     }
 
     /// ``updateToolCall(_:_:)`` with the output encoded before the write.
@@ -224,13 +213,13 @@ extension SQLiteStore {
     }
 
     /// A confirmation's row, encoded before the write so the writer only binds it.
-    static func confirmationRow(_ confirmation: Confirmation) throws -> StatementArguments {
+    static func confirmationRow(_ confirmation: Confirmation) -> StatementArguments {
         [
             confirmation.id, confirmation.namespaceID, confirmation.sessionID, confirmation.runID,
             confirmation.callID, confirmation.toolName, confirmation.toolKey, confirmation.summary,
             confirmation.policy.rawValue, confirmation.ruleID, confirmation.params.canonicalString,
             confirmation.paramsHash, confirmation.requestedBy, confirmation.createdAt.millis,
-            confirmation.expiresAt.millis, confirmation.status.rawValue, try encode(confirmation.decision),
+            confirmation.expiresAt.millis, confirmation.status.rawValue, encodeStored(confirmation.decision),
             confirmation.taintedBy?.json.canonicalString,
         ]
     }
@@ -249,7 +238,7 @@ extension SQLiteStore {
     static func updateConfirmation(_ db: Database, _ confirmation: Confirmation) throws {
         try db.executeCached(
             sql: "UPDATE confirmations SET status = ?, decision = ? WHERE id = ?",
-            arguments: [confirmation.status.rawValue, try encode(confirmation.decision), confirmation.id])
+            arguments: [confirmation.status.rawValue, encodeStored(confirmation.decision), confirmation.id])
     }
 
     /// What a transition after the decision (claim, finish, crash, rerun) reads and

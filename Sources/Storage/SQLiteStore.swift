@@ -224,7 +224,7 @@ public final class SQLiteStore: Store {
     // MARK: Runs
 
     public func startRun(_ run: Run, message: String, now: Date) async throws -> [SessionEvent] {
-        let body = try Self.encode(ChatMessage.user(message))
+        let body = Self.encodeStored(ChatMessage.user(message))
         let drafts = [
             EventFactory.messageCreated(runID: run.id, content: message), EventFactory.runStarted(runID: run.id),
         ]
@@ -287,9 +287,9 @@ public final class SQLiteStore: Store {
     /// Everything `commitStep` writes is encoded here, before the write: the single
     /// writer then only checks the run and binds prepared rows.
     public func commitStep(_ step: StepCommit) async throws -> [SessionEvent] {
-        let body = try Self.encode(ChatMessage.assistant(text: step.text, toolCalls: step.modelCalls))
-        let callRows = try step.calls.map(Self.toolCallRow)
-        let confirmationRows = try step.confirmations.map(Self.confirmationRow)
+        let body = Self.encodeStored(ChatMessage.assistant(text: step.text, toolCalls: step.modelCalls))
+        let callRows = step.calls.map(Self.toolCallRow)
+        let confirmationRows = step.confirmations.map(Self.confirmationRow)
         var audits = step.confirmations.map { confirmation in
             AuditDraft(
                 namespaceID: confirmation.namespaceID, actor: confirmation.requestedBy,
@@ -398,7 +398,7 @@ public final class SQLiteStore: Store {
     public func finishToolCall(callID: String, output: ToolOutput, taints: Bool, now: Date) async throws
         -> [SessionEvent]
     {
-        let encodedOutput = try Self.encode(output)
+        let encodedOutput = Self.encodeStored(output)
         return try await write { db in
             guard var call = try Self.loadToolCall(db, callID) else { throw CountersignError.notFound("Tool call") }
             guard call.status == .executing else {
@@ -459,7 +459,7 @@ public final class SQLiteStore: Store {
         if !tokens.isEmpty { drafts.append(EventFactory.token(runID: runID, text: tokens)) }
         var body: String?
         if let finalText {
-            body = try Self.encode(ChatMessage.assistant(text: finalText, toolCalls: []))
+            body = Self.encodeStored(ChatMessage.assistant(text: finalText, toolCalls: []))
             drafts.append(EventFactory.messageCompleted(runID: runID, text: finalText, calls: []))
         }
         if status == .failed {
