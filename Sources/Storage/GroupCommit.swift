@@ -4,17 +4,17 @@ import GRDB
 import Synchronization
 
 /// Group commit for SQLite: write transactions submitted while another commit is in
-/// flight are run together in one transaction and made durable by one fsync. Each
-/// keeps its own savepoint, so one that throws rolls back alone and gets its own error;
-/// no result is reported before the shared commit returns, so `synchronous=FULL`
-/// semantics are kept (nothing reported before it is durable).
+/// flight are run together in one transaction and made durable by one fsync. One that
+/// throws rolls back alone and gets its own error (the batch runs again with a savepoint
+/// per write); no result is reported before the shared commit returns, so
+/// `synchronous=FULL` semantics are kept (nothing reported before it is durable).
 ///
 /// At low load a batch holds one write and costs what a plain transaction costs; under
 /// concurrency the number of fsyncs per write falls with the batch size.
 final class GroupCommit: Sendable {
     /// One submitted write: `run` executes it inside the batch's transaction (in a
-    /// savepoint of its own when the batch holds other writes) and says whether it
-    /// succeeded; `finish` reports it once the batch has committed (or failed).
+    /// savepoint of its own when the batch runs again after a failed write) and says
+    /// whether it succeeded; `finish` reports it once the batch has committed (or failed).
     private final class Pending: @unchecked Sendable {
         let run: (_ db: Database, _ savepoint: Bool) -> Bool
         let finish: ((any Error)?) -> Void
@@ -48,6 +48,11 @@ final class GroupCommit: Sendable {
     private let writes = Atomic<Int>(0)
     /// Time the writer spent in transactions (SQL work, commit and fsync), in ns.
     private let busy = Atomic<Int>(0)
+    private let retries = Atomic<Int>(0)
+
+    /// Batches that ran a second time, with a savepoint per write, because one of their
+    /// writes threw.
+    var retriedBatches: Int { retries.load(ordering: .relaxed) }
 
     init(writer: DatabasePool, maxBatch: Int = 256) {
         self.writer = writer
@@ -121,10 +126,28 @@ final class GroupCommit: Sendable {
             let started = ContinuousClock.now
             do {
                 try writer.writeWithoutTransaction { db in
+                    // First without savepoints: each costs two statements and a copy of
+                    // every page the write changes. A write that throws may leave part
+                    // of its changes behind, so the whole transaction rolls back; a
+                    // write alone in its batch is then done. Otherwise the batch runs
+                    // again from the rolled-back state, each write in a savepoint of its
+                    // own, so the one that failed rolls back alone. Writes are functions
+                    // of the database and what they captured, so running one again after
+                    // a rollback is the same as running it once.
+                    var again = false
                     try db.inTransaction {
-                        // A write alone in its batch needs no savepoint: if it fails, the
-                        // whole transaction is what rolls back.
-                        if batch.count == 1 { return batch[0].run(db, false) ? .commit : .rollback }
+                        for pending in batch {
+                            let succeeded = pending.run(db, false)
+                            if !succeeded {
+                                again = batch.count > 1
+                                return .rollback
+                            }
+                        }
+                        return .commit
+                    }
+                    guard again else { return }
+                    retries.wrappingAdd(1, ordering: .relaxed)
+                    try db.inTransaction {
                         for pending in batch { _ = pending.run(db, true) }
                         return .commit
                     }

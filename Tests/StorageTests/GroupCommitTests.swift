@@ -69,6 +69,42 @@ import Testing
         #expect(stored == (0..<100).filter { $0 % 3 != 0 })
     }
 
+    /// A batch runs without savepoints first; when one of its writes throws, the whole
+    /// transaction rolls back and the batch runs again with a savepoint per write. The
+    /// writes that succeed must then count once: each adds 1 to a counter and returns
+    /// the value it wrote, so a change or a result kept from the rolled-back run would
+    /// show as a total above the number of successes or as a repeated value.
+    @Test func aRetriedBatchAppliesEachSucceedingWriteOnce() async throws {
+        let store = try SQLiteStore(path: try temporaryPath())
+        try await store.migrate()
+        try await store.execute(sql: "CREATE TABLE counter (v INTEGER NOT NULL)")
+        try await store.execute(sql: "INSERT INTO counter VALUES (0)")
+        struct Refused: Error {}
+        let values = try await withThrowingTaskGroup(of: Int?.self) { group in
+            for n in 0..<200 {
+                group.addTask {
+                    do {
+                        return try await store.write { db in
+                            try db.execute(sql: "UPDATE counter SET v = v + 1")
+                            if n % 5 == 0 { throw Refused() }
+                            return try Int.fetchOne(db, sql: "SELECT v FROM counter")!
+                        }
+                    } catch is Refused {
+                        return nil
+                    }
+                }
+            }
+            var all: [Int] = []
+            for try await value in group { if let value { all.append(value) } }
+            return all
+        }
+        #expect(values.count == 160)
+        #expect(values.sorted() == Array(1...160))
+        let total = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT v FROM counter") }
+        #expect(total == 160)
+        #expect(try #require(store.groupCommit).retriedBatches > 0, "no batch held a failing write with others")
+    }
+
     /// A write alone in its batch runs without a savepoint: when it throws, the whole
     /// transaction rolls back, and the writes before and after it are untouched.
     @Test func aFailingWriteAloneInItsBatchLeavesNothingBehind() async throws {
