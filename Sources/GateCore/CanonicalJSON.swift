@@ -119,11 +119,8 @@ public enum Digest {
         sha256Hex(Data(text.utf8))
     }
 
-    public static func sha256Hex(_ data: Data) -> String {
-        hex(SHA256.hash(data: data))
-    }
-
-    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+    /// Lowercase hex SHA-256 of raw bytes (`Data`, `[UInt8]`, …).
+    public static func sha256Hex<Bytes: DataProtocol>(_ bytes: Bytes) -> String {
         hex(SHA256.hash(data: bytes))
     }
 

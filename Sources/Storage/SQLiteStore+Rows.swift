@@ -56,7 +56,8 @@ extension SQLiteStore {
             modelCallID: row["model_call_id"], toolName: row["tool_name"], params: try json(row["params"]) ?? .null,
             gate: GateOutcome(rawValue: row["gate"]) ?? .auto,
             status: ToolCallStatus(rawValue: row["status"]) ?? .blocked, confirmationID: row["confirmation_id"],
-            output: try decodeStored(ToolOutput.self, row["output"]), originalParams: try json(row["original_params"]))
+            output: try decodeStoredIfPresent(ToolOutput.self, row["output"]),
+            originalParams: try json(row["original_params"]))
         call.ruleID = row["rule_id"]
         call.grantID = row["grant_id"]
         return call
@@ -70,7 +71,7 @@ extension SQLiteStore {
             params: try json(row["params"]) ?? .null, requestedBy: row["requested_by"],
             createdAt: Date(millis: row["created_at"]), expiresAt: Date(millis: row["expires_at"]),
             status: ConfirmationStatus(rawValue: row["status"]) ?? .failed,
-            decision: try decodeStored(Decision.self, row["decision"]),
+            decision: try decodeStoredIfPresent(Decision.self, row["decision"]),
             taintedBy: TaintSource(json: try json(row["tainted_by"])))
         confirmation.paramsHash = row["params_hash"]
         return confirmation
@@ -123,7 +124,7 @@ extension SQLiteStore {
         for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
         var history: [ChatMessage] = []
         for row in messages {
-            let message = try ChatMessage(storedJSON: try JSONValue.parse(row.body))
+            let message = try decodeStored(ChatMessage.self, row.body)
             history.append(message)
             guard case .assistant(_, let modelCalls) = message, !modelCalls.isEmpty else { continue }
             for call in byStep["\(row.runID)#\(row.step)"] ?? [] where call.status.isSettled {

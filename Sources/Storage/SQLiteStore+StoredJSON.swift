@@ -134,8 +134,12 @@ extension SQLiteStore {
         value?.storedJSON.canonicalString
     }
 
-    static func decodeStored<T: StoredJSON>(_ type: T.Type, _ text: String?) throws -> T? {
-        guard let text else { return nil }
-        return try T(storedJSON: try JSONValue.parse(text))
+    static func decodeStored<T: StoredJSON>(_ type: T.Type, _ text: String) throws -> T {
+        try T(storedJSON: try JSONValue.parse(text))
+    }
+
+    /// ``decodeStored(_:_:)`` of a column that may be NULL.
+    static func decodeStoredIfPresent<T: StoredJSON>(_ type: T.Type, _ text: String?) throws -> T? {
+        try text.map { try decodeStored(type, $0) }
     }
 }
