@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Identifiers with a type prefix (`conf_…`, `ses_…`, `call_…`), base62.
 ///
 /// Two kinds:
@@ -48,26 +52,30 @@ public enum Identifier {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends `count` uniformly random base62 characters. Random bytes are drawn eight
-    /// at a time (one system call each) and a byte ≥ 248 is rejected, which keeps the
-    /// distribution uniform over the 62 symbols.
+    /// Appends `count` uniformly random base62 characters. A byte ≥ 248 is rejected,
+    /// which keeps the distribution uniform over the 62 symbols; the random bytes are
+    /// drawn in one system call for the whole id (and again only for rejects).
     private static func appendRandom(_ count: Int, to bytes: inout [UInt8]) {
-        var generator = SystemRandomNumberGenerator()
-        var word: UInt64 = 0
-        var left = 0
-        var produced = 0
-        while produced < count {
-            if left == 0 {
-                word = generator.next()
-                left = 8
-            }
-            let byte = UInt8(truncatingIfNeeded: word)
-            word >>= 8
-            left -= 1
-            if byte < 248 {
-                bytes.append(alphabet[Int(byte % 62)])
-                produced += 1
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count + 8) { pool in
+            var produced = 0
+            while produced < count {
+                let wanted = min(pool.count, count - produced + 2)
+                fillRandom(UnsafeMutableBufferPointer(rebasing: pool[..<wanted]))
+                for byte in pool[..<wanted] where byte < 248 && produced < count {
+                    bytes.append(alphabet[Int(byte % 62)])
+                    produced += 1
+                }
             }
         }
+    }
+
+    /// Fills `buffer` (at most 256 bytes) from the system's CSPRNG: `getentropy`, the
+    /// `getrandom` system call that `SystemRandomNumberGenerator` also uses, in one call.
+    private static func fillRandom(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+        #if canImport(Glibc)
+            if getentropy(buffer.baseAddress!, buffer.count) == 0 { return }
+        #endif
+        var generator = SystemRandomNumberGenerator()
+        for index in buffer.indices { buffer[index] = generator.next() }
     }
 }

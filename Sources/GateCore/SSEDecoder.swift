@@ -36,22 +36,40 @@ public struct SSEDecoder: Sendable {
 
     /// Feeds bytes; returns the events they complete.
     public mutating func feed(_ bytes: some Sequence<UInt8>) -> [SSEEvent] {
+        if let events = bytes.withContiguousStorageIfAvailable({ feed(buffer: $0) }) { return events }
+        return Array(bytes).withUnsafeBufferPointer { feed(buffer: $0) }
+    }
+
+    /// Feeds contiguous bytes: the line breaks are found in one pass, and the bytes
+    /// between them are appended to the current line a run at a time.
+    public mutating func feed(buffer: UnsafeBufferPointer<UInt8>) -> [SSEEvent] {
         var events: [SSEEvent] = []
-        for byte in bytes {
-            if afterCarriageReturn {
-                afterCarriageReturn = false
-                if byte == UInt8(ascii: "\n") { continue }
-            }
-            switch byte {
-            case UInt8(ascii: "\n"):
-                if let event = endLine() { events.append(event) }
-            case UInt8(ascii: "\r"):
-                afterCarriageReturn = true
-                if let event = endLine() { events.append(event) }
-            default:
-                line.append(byte)
-            }
+        var index = 0
+        if afterCarriageReturn, let first = buffer.first {
+            afterCarriageReturn = false
+            if first == UInt8(ascii: "\n") { index = 1 }
         }
+        var start = index
+        while index < buffer.count {
+            let byte = buffer[index]
+            guard byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") else {
+                index += 1
+                continue
+            }
+            line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<index]))
+            if let event = endLine() { events.append(event) }
+            index += 1
+            if byte == UInt8(ascii: "\r") {
+                // A `\n` right after the `\r` ends the same line; it may come in the next chunk.
+                if index == buffer.count {
+                    afterCarriageReturn = true
+                } else if buffer[index] == UInt8(ascii: "\n") {
+                    index += 1
+                }
+            }
+            start = index
+        }
+        if start < buffer.count { line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start...])) }
         return events
     }
 
@@ -99,6 +117,7 @@ public struct SSEDecoder: Sendable {
             hasData = false
         }
         guard hasData else { return nil }
-        return SSEEvent(id: eventID, event: eventName, data: dataLines.joined(separator: "\n"))
+        let data = dataLines.count == 1 ? dataLines[0] : dataLines.joined(separator: "\n")
+        return SSEEvent(id: eventID, event: eventName, data: data)
     }
 }

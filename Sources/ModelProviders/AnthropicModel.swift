@@ -292,7 +292,7 @@ struct AnthropicStreamAssembler: StreamAssembler {
             case .text(let piece)?: text += piece
             case .toolUse(let id, let name, let json, let initial)?:
                 let arguments =
-                    json.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+                    json.trimmingWhitespace().isEmpty
                     ? initial.canonicalString : json
                 calls.append(ModelToolCall(id: id, name: names.local(name), arguments: arguments))
             default: break

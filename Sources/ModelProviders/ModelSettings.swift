@@ -135,7 +135,7 @@ struct ToolNameMap: Sendable {
 /// `tool_use.input`): the parsed arguments, or `{"INVALID_JSON": text}` when the model's
 /// text was not a JSON object (the tool result already told the model so).
 func argumentsObject(_ arguments: String) -> JSONValue {
-    let trimmed = arguments.trimmingCharacters(in: .whitespacesAndNewlines)
+    let trimmed = arguments.trimmingWhitespace()
     if trimmed.isEmpty { return .object([:]) }
     if let value = try? JSONValue.parse(trimmed), case .object = value { return value }
     return ["INVALID_JSON": .string(arguments)]

@@ -228,7 +228,7 @@ struct OpenAIStreamAssembler: StreamAssembler {
 
     /// Applies one SSE event; returns the text it adds.
     mutating func apply(_ event: SSEEvent) throws -> String? {
-        let data = event.data.trimmingCharacters(in: .whitespaces)
+        let data = event.data.trimmingWhitespace(includingNewlines: false)
         if data == "[DONE]" {
             done = true
             return nil

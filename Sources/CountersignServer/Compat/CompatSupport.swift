@@ -59,9 +59,9 @@ struct CompatKit: Sendable {
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else { return .invalid }
-            presented = parts[1].trimmingCharacters(in: .whitespaces)
+            presented = parts[1].trimmingWhitespace(includingNewlines: false)
         } else if let keyHeader, let value = request.headers[keyHeader] {
-            presented = value.trimmingCharacters(in: .whitespaces)
+            presented = value.trimmingWhitespace(includingNewlines: false)
         }
         guard let presented, !presented.isEmpty else { return .missing }
         guard let key = try await APIKeys.verify(presented, store: store, now: clock.now()) else { return .invalid }

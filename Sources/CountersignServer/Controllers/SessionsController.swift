@@ -52,7 +52,7 @@ struct SessionsController {
         let session = try await access.session(try context.parameters.require("id"), for: identity)
         let body = try await JSONBody.read(request, limit: configuration.maxBodyBytes, allowed: ["content"])
         let content = try body.requiredString("content", maxLength: configuration.maxMessageCharacters)
-        guard !content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        guard !content.trimmingWhitespace().isEmpty else {
             throw CountersignError.validation("content must not be empty.", details: ["field": "content"])
         }
         let handle = try await engine.send(sessionID: session.id, content: content)

@@ -25,7 +25,7 @@ public struct AuthMiddleware: RouterMiddleware {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw CountersignErrorResponse.unauthenticated
         }
-        let presented = parts[1].trimmingCharacters(in: .whitespaces)
+        let presented = parts[1].trimmingWhitespace(includingNewlines: false)
         guard let key = try await APIKeys.verify(presented, store: store, now: clock.now()) else {
             throw CountersignError(.unauthenticated, "The API key is unknown, revoked or expired.")
         }
