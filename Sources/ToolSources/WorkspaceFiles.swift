@@ -118,7 +118,7 @@ public struct ListFilesTool: Tool {
             else { return .failure("No folder at \(path.isEmpty ? "." : path).") }
             let names = try FileManager.default.contentsOfDirectory(atPath: url.path).sorted().map { name in
                 var isDir: ObjCBool = false
-                FileManager.default.fileExists(atPath: url.appendingPathComponent(name).path, isDirectory: &isDir)
+                _ = FileManager.default.fileExists(atPath: url.appendingPathComponent(name).path, isDirectory: &isDir)
                 return isDir.boolValue ? name + "/" : name
             }
             return ToolOutput(
