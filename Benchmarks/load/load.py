@@ -22,6 +22,9 @@ Chat Completions wire format, streamed (SSE) or whole: a user message gets one
 `write_file` call, a tool result gets a final text.
 
     python3 Benchmarks/load/load.py --bin .build-release/release/countersign -n 2000 -c 16
+
+With --baseline OLD it compares two builds: each round runs OLD, then --bin, back to back,
+and a table gives both builds' figures and the change of the medians.
 """
 
 import argparse
@@ -285,6 +288,71 @@ def percentile(values, p):
     return ordered[index]
 
 
+def measure(host, port, key, pid, args):
+    """Warms up, runs the timed conversations, prints the figures and returns them."""
+    if args.warmup:
+        drive(host, port, key, args.agent, args.warmup, min(args.concurrency, args.warmup))
+    cpu_before = cpu_ms(pid) if pid else None
+    wall, send, approve, errors, approvals = drive(
+        host, port, key, args.agent, args.conversations, args.concurrency, args.rate)
+    cpu_after = cpu_ms(pid) if pid else None
+    tool_start, decided_start = tool_start_latencies(host, port, key, approvals)
+
+    done = len(send)
+    offered = f", offered {args.rate:g} conv/s" if args.rate else ""
+    print(f"conversations:         {done} ok, {len(errors)} failed, concurrency {args.concurrency}{offered}, "
+          f"{wall:.2f} s")
+    print(f"throughput:            {done / wall:.1f} conv/s")
+    figures = {"throughput (conv/s)": done / wall}
+    for name, values in (("send->pending", send), ("approve->done", approve),
+                         ("approve->tool.started", tool_start), ("decided->tool.started", decided_start)):
+        ms = [v * 1000 for v in values]
+        print(f"{name:21} p50 {percentile(ms, 50):7.2f} ms   p95 {percentile(ms, 95):7.2f} ms   "
+              f"p99 {percentile(ms, 99):7.2f} ms   mean {statistics.fmean(ms) if ms else float('nan'):7.2f} ms")
+        if name != "decided->tool.started":
+            figures[f"{name} p50 (ms)"] = percentile(ms, 50)
+        if name == "approve->tool.started":
+            figures[f"{name} p99 (ms)"] = percentile(ms, 99)
+    if cpu_before is not None and done:
+        cpu = (cpu_after - cpu_before) / done
+        print(f"server CPU:            {cpu:.2f} ms per conversation "
+              f"({(cpu_after - cpu_before) / 1000 / wall * 100:.0f}% of one core)")
+        figures["server CPU (ms/conv)"] = cpu
+    for error in errors[:5]:
+        print("error:", error, file=sys.stderr)
+    figures["failed"] = len(errors)
+    return figures
+
+
+def run_server(binary, args, stub_port, parent):
+    """Starts a server on a new folder under `parent`, measures it and stops it."""
+    workdir = tempfile.mkdtemp(prefix="countersign-load-", dir=parent)
+    server, port, key = start_server(binary, workdir, stub_port, stream=not args.no_stream)
+    print(f"server {binary} pid {server.pid} on :{port}; model stub on :{stub_port}", file=sys.stderr)
+    try:
+        return measure("127.0.0.1", port, key, server.pid, args)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def print_comparison(results, rounds):
+    """One line per figure: every run of each build, and the change of the medians."""
+    print(f"\ncomparison: {rounds} round(s), each the baseline then the candidate, back to back")
+    print(f"{'figure':30} {'baseline':>26} {'candidate':>26} {'medians':>9}")
+    for name in results["baseline"][0]:
+        if name == "failed":
+            continue
+        before = [run[name] for run in results["baseline"]]
+        after = [run[name] for run in results["candidate"]]
+        change = (statistics.median(after) / statistics.median(before) - 1) * 100 if statistics.median(before) else 0
+        print(f"{name:30} {' '.join(f'{v:.2f}' for v in before):>26} {' '.join(f'{v:.2f}' for v in after):>26} "
+              f"{change:+8.1f}%")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=None, help="countersign executable (default: release build, else debug)")
@@ -302,72 +370,61 @@ def main():
     parser.add_argument("--rate", type=float, default=None,
                         help="offered load in conversations/s (open loop); default: as fast as the connections go")
     parser.add_argument("--no-stream", action="store_true", help="configure the model with stream: false")
+    parser.add_argument("--baseline", metavar="BIN",
+                        help="also measure this countersign executable and compare: each round runs the baseline, "
+                             "then --bin, on a fresh server each, back to back")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds with --baseline (default 3)")
     args = parser.parse_args()
 
+    if args.url:
+        if args.baseline:
+            raise SystemExit("--baseline starts its own servers; it does not go with --url")
+        match = re.match(r"https?://([^:/]+):(\d+)", args.url)
+        figures = measure(match.group(1), int(match.group(2)), args.key, args.pid, args)
+        sys.exit(1 if figures["failed"] else 0)
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = [args.bin] if args.bin else [
+        os.path.join(root, ".build-release/release/countersign"), os.path.join(root, ".build/release/countersign"),
+        os.path.join(root, ".build/debug/countersign")]
+    binary = next((c for c in candidates if c and os.path.exists(c)), None)
+    if binary is None:
+        raise SystemExit("no countersign binary: swift build -c release --product countersign")
+    if args.baseline and not os.path.exists(args.baseline):
+        raise SystemExit(f"no baseline executable at {args.baseline}")
+
     stub = None
-    workdir = None
-    server = None
+    # Every run's folder goes under one parent that is deleted only at the end: deleting
+    # a run's files between runs would slow the next run's file creation (README.md).
+    parent = None
+    failed = 0
     try:
-        if args.url:
-            match = re.match(r"https?://([^:/]+):(\d+)", args.url)
-            host, port, key, pid = match.group(1), int(match.group(2)), args.key, args.pid
+        queue = multiprocessing.Queue()
+        stub = multiprocessing.Process(target=run_stub, args=(queue,), daemon=True)
+        stub.start()
+        stub_port = queue.get(timeout=10)
+        if args.data_dir:
+            os.makedirs(args.data_dir, exist_ok=True)
+            parent = args.data_dir
         else:
-            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            candidates = [args.bin] if args.bin else [
-                os.path.join(root, ".build-release/release/countersign"), os.path.join(root, ".build/release/countersign"),
-                os.path.join(root, ".build/debug/countersign")]
-            binary = next((c for c in candidates if c and os.path.exists(c)), None)
-            if binary is None:
-                raise SystemExit("no countersign binary: swift build -c release --product countersign")
-            queue = multiprocessing.Queue()
-            stub = multiprocessing.Process(target=run_stub, args=(queue,), daemon=True)
-            stub.start()
-            stub_port = queue.get(timeout=10)
-            if args.data_dir:
-                os.makedirs(args.data_dir, exist_ok=True)
-                workdir = tempfile.mkdtemp(prefix="countersign-load-", dir=args.data_dir)
-            else:
-                workdir = tempfile.mkdtemp(prefix="countersign-load-")
-            server, port, key = start_server(binary, workdir, stub_port, stream=not args.no_stream)
-            host, pid = "127.0.0.1", server.pid
-            print(f"server {binary} pid {pid} on :{port}; model stub on :{stub_port}", file=sys.stderr)
-
-        if args.warmup:
-            drive(host, port, key, args.agent, args.warmup, min(args.concurrency, args.warmup))
-        cpu_before = cpu_ms(pid) if pid else None
-        wall, send, approve, errors, approvals = drive(
-            host, port, key, args.agent, args.conversations, args.concurrency, args.rate)
-        cpu_after = cpu_ms(pid) if pid else None
-        tool_start, decided_start = tool_start_latencies(host, port, key, approvals)
-
-        done = len(send)
-        offered = f", offered {args.rate:g} conv/s" if args.rate else ""
-        print(f"conversations:         {done} ok, {len(errors)} failed, concurrency {args.concurrency}{offered}, "
-              f"{wall:.2f} s")
-        print(f"throughput:            {done / wall:.1f} conv/s")
-        for name, values in (("send->pending", send), ("approve->done", approve),
-                             ("approve->tool.started", tool_start), ("decided->tool.started", decided_start)):
-            ms = [v * 1000 for v in values]
-            print(f"{name:21} p50 {percentile(ms, 50):7.2f} ms   p95 {percentile(ms, 95):7.2f} ms   "
-                  f"p99 {percentile(ms, 99):7.2f} ms   mean {statistics.fmean(ms) if ms else float('nan'):7.2f} ms")
-        if cpu_before is not None and done:
-            print(f"server CPU:            {(cpu_after - cpu_before) / done:.2f} ms per conversation "
-                  f"({(cpu_after - cpu_before) / 1000 / wall * 100:.0f}% of one core)")
-        for error in errors[:5]:
-            print("error:", error, file=sys.stderr)
-        if errors:
-            sys.exit(1)
+            parent = tempfile.mkdtemp(prefix="countersign-load-runs-")
+        if args.baseline:
+            results = {"baseline": [], "candidate": []}
+            for round_number in range(1, args.rounds + 1):
+                for role, executable in (("baseline", args.baseline), ("candidate", binary)):
+                    print(f"\n# round {round_number}, {role}: {executable}")
+                    results[role].append(run_server(executable, args, stub_port, parent))
+                    failed += results[role][-1]["failed"]
+            print_comparison(results, args.rounds)
+        else:
+            failed = run_server(binary, args, stub_port, parent)["failed"]
     finally:
-        if server:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
         if stub:
             stub.terminate()
-        if workdir and not args.data_dir:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if parent and not args.data_dir:
+            shutil.rmtree(parent, ignore_errors=True)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
