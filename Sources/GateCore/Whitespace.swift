@@ -16,10 +16,13 @@ extension StringProtocol {
             default: return scalar.properties.isWhitespace
             }
         }
-        let scalars = String(self).unicodeScalars
+        let text = String(self)
+        let scalars = text.unicodeScalars
         guard let first = scalars.firstIndex(where: { !trims($0) }),
             let last = scalars.lastIndex(where: { !trims($0) })
         else { return "" }
-        return String(scalars[first..<scalars.index(after: last)])
+        let end = scalars.index(after: last)
+        if first == scalars.startIndex && end == scalars.endIndex { return text }
+        return String(scalars[first..<end])
     }
 }
