@@ -164,7 +164,7 @@ extension SQLiteStore {
     /// Appends a message whose body is already encoded (``encodeStored(_:)`` of a
     /// `ChatMessage`, done before the write so the writer only binds it).
     static func insertMessage(
-        _ db: Database, sessionID: String, runID: String, step: Int, body: String?, now: Date
+        _ db: Database, sessionID: String, runID: String, step: Int, body: String, now: Date
     ) throws {
         let next =
             try Int.fetchOneCached(

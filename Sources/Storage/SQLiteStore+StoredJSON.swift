@@ -130,8 +130,13 @@ extension Decision: StoredJSON {
 }
 
 extension SQLiteStore {
+    static func encodeStored<T: StoredJSON>(_ value: T) -> String {
+        value.storedJSON.canonicalString
+    }
+
+    /// ``encodeStored(_:)`` for a column that may be NULL.
     static func encodeStored<T: StoredJSON>(_ value: T?) -> String? {
-        value?.storedJSON.canonicalString
+        value.map { $0.storedJSON.canonicalString }
     }
 
     static func decodeStored<T: StoredJSON>(_ type: T.Type, _ text: String) throws -> T {

@@ -459,7 +459,7 @@ public final class SQLiteStore: Store {
         if !tokens.isEmpty { drafts.append(EventFactory.token(runID: runID, text: tokens)) }
         var body: String?
         if let finalText {
-            body = Self.encodeStored(ChatMessage.assistant(text: finalText, toolCalls: []))
+            body = Self.encodeStored(ChatMessage.assistant(text: finalText, toolCalls: [])) as String
             drafts.append(EventFactory.messageCompleted(runID: runID, text: finalText, calls: []))
         }
         if status == .failed {
