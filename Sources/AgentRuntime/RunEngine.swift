@@ -124,7 +124,12 @@ public final class RunEngine: Sendable {
         let session = Session(
             id: Identifier.ordered("ses"), namespaceID: namespaceID, actor: actor, agent: agent, metadata: metadata,
             createdAt: now, updatedAt: now)
-        try FileManager.default.createDirectory(at: workspace(of: session.id), withIntermediateDirectories: true)
+        // One mkdir: the workspaces folder exists after the first session. FileManager's
+        // createDirectory stats every ancestor first.
+        let folder = workspace(of: session.id)
+        if mkdir(folder.path, 0o777) != 0, errno != EEXIST {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
         _ = try await store.createSession(
             session, events: [],
             audit: AuditDraft(

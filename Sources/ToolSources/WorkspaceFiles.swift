@@ -2,13 +2,26 @@ import AgentRuntime
 import Foundation
 import GateCore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Resolves tool paths inside a session's workspace. Absolute paths, `..` and
 /// symbolic links that lead outside the workspace are refused.
+///
+/// The root is trusted as given (the server creates it under its data folder); only what
+/// lies below it is checked, with one `lstat` per path component down to the first one
+/// that does not exist. A component that is a symbolic link must resolve (`realpath`) to
+/// a place inside the root's real location; a link that resolves nowhere is refused
+/// too, as nothing proves where it leads. Resolving every ancestor of the root on each
+/// call, as this once did, cost some twenty `newfstatat` calls per tool call.
 public struct WorkspacePath: Sendable {
     public let root: URL
 
     public init(root: URL) {
-        self.root = root.standardizedFileURL.resolvingSymlinksInPath()
+        self.root = root.standardizedFileURL
     }
 
     public enum Problem: Error, Equatable, CustomStringConvertible {
@@ -24,28 +37,120 @@ public struct WorkspacePath: Sendable {
 
     /// The file URL for a relative path, after checking it stays inside the root.
     public func resolve(_ path: String, allowRoot: Bool = false) throws -> URL {
-        let trimmed = path.trimmingCharacters(in: .whitespaces)
+        let resolved = try resolvePath(path, allowRoot: allowRoot)
+        return resolved == root.path ? root : URL(fileURLWithPath: resolved, isDirectory: false)
+    }
+
+    /// ``resolve(_:allowRoot:)`` as a file-system path.
+    public func resolvePath(_ path: String, allowRoot: Bool = false) throws -> String {
+        let trimmed = path.trimmingWhitespace(includingNewlines: false)
+        let rootPath = root.path
         if trimmed.isEmpty || trimmed == "." {
-            if allowRoot { return root }
+            if allowRoot { return rootPath }
             throw Problem.empty
         }
         if trimmed.hasPrefix("/") || trimmed.hasPrefix("~") { throw Problem.absolute(trimmed) }
         let components = trimmed.split(separator: "/", omittingEmptySubsequences: true)
         if components.contains("..") { throw Problem.escapes(trimmed) }
-        var url = root
-        for component in components where component != "." { url.appendPathComponent(String(component)) }
-        // Follow links of the deepest existing ancestor: it must stay inside the root.
-        var existing = url
-        while !FileManager.default.fileExists(atPath: existing.path), existing.path != root.path {
-            existing.deleteLastPathComponent()
+        var current = rootPath
+        var realRoot: String?
+        var probing = true
+        for component in components where component != "." {
+            current += "/"
+            current += component
+            guard probing else { continue }
+            switch FileSystem.kind(at: current) {
+            case .missing:
+                // Nothing below a missing component exists either: what is created there
+                // is created inside the root.
+                probing = false
+            case .symbolicLink:
+                let inside = realRoot ?? FileSystem.realPath(rootPath) ?? rootPath
+                realRoot = inside
+                guard let target = FileSystem.realPath(current), target == inside || target.hasPrefix(inside + "/")
+                else { throw Problem.escapes(trimmed) }
+            case .other:
+                continue
+            }
         }
-        let real = existing.resolvingSymlinksInPath().path
-        guard real == root.path || real.hasPrefix(root.path + "/") else { throw Problem.escapes(trimmed) }
-        if FileManager.default.fileExists(atPath: url.path) {
-            let target = url.resolvingSymlinksInPath().path
-            guard target == root.path || target.hasPrefix(root.path + "/") else { throw Problem.escapes(trimmed) }
+        if current == rootPath, !allowRoot { throw Problem.empty }
+        return current
+    }
+}
+
+/// The few POSIX file calls the file tools make directly.
+enum FileSystem {
+    enum Kind { case missing, symbolicLink, other }
+
+    /// What is at `path`, without following a final symbolic link.
+    static func kind(at path: String) -> Kind {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return .missing }
+        return status.st_mode & S_IFMT == S_IFLNK ? .symbolicLink : .other
+    }
+
+    /// `path` with every symbolic link resolved; nil when it does not resolve.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var operation: String
+        var path: String
+        var code: Int32
+        var description: String { "Could not \(operation) \(path): \(String(cString: strerror(code)))." }
+    }
+
+    /// Creates the folder at `path` and any missing ancestors (`mkdir -p`): one `mkdir`
+    /// per missing folder and one more for the first that exists.
+    static func makeFolders(_ path: String) throws {
+        if mkdir(path, 0o777) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw Failure(operation: "create the folder", path: path, code: errno)
         }
-        return url
+        try makeFolders(String(path[..<slash]))
+        if mkdir(path, 0o777) != 0, errno != EEXIST {
+            throw Failure(operation: "create the folder", path: path, code: errno)
+        }
+    }
+
+    /// Replaces (or creates) the file at `path` with `bytes`, atomically and durably: the
+    /// bytes go to a new temporary file in the same folder, which is fsynced and then
+    /// renamed over `path`. A reader sees the old file or the new one, never a part, and
+    /// a crash leaves at most a stray temporary file. Missing parent folders are created.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let folder = path[..<(path.lastIndex(of: "/") ?? path.startIndex)]
+        let temporary = "\(folder)/.countersign-\(String(UInt64.random(in: .min ... .max), radix: 36)).tmp"
+        var descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        if descriptor < 0, errno == ENOENT {
+            try makeFolders(String(folder))
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        }
+        guard descriptor >= 0 else { throw Failure(operation: "create a file in", path: String(folder), code: errno) }
+        var failure: Failure?
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = Failure(operation: "write", path: path, code: errno)
+                    return
+                }
+                offset += written
+            }
+        }
+        if failure == nil, fsync(descriptor) != 0 { failure = Failure(operation: "sync", path: path, code: errno) }
+        close(descriptor)
+        if failure == nil, rename(temporary, path) != 0 {
+            failure = Failure(operation: "replace", path: path, code: errno)
+        }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
     }
 }
 
@@ -153,10 +258,7 @@ public struct WriteFileTool: Tool {
         let content = params["content"]?.stringValue ?? ""
         guard content.utf8.count <= maxFileBytes else { return .failure("The content is larger than 1 MiB.") }
         do {
-            let url = try workspace(context).resolve(path)
-            try FileManager.default.createDirectory(
-                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(content.utf8).write(to: url, options: .atomic)
+            try FileSystem.writeAtomically(Array(content.utf8), to: try workspace(context).resolvePath(path))
             return ToolOutput(
                 success: true, content: "Wrote \(content.utf8.count) bytes to \(path).",
                 data: ["path": .string(path), "bytes": .int(Int64(content.utf8.count))])
@@ -188,13 +290,11 @@ public struct AppendFileTool: Tool {
         let content = params["content"]?.stringValue ?? ""
         do {
             let url = try workspace(context).resolve(path)
-            try FileManager.default.createDirectory(
-                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             var existing = FileManager.default.contents(atPath: url.path) ?? Data()
             if !existing.isEmpty, existing.last != UInt8(ascii: "\n") { existing.append(UInt8(ascii: "\n")) }
             existing.append(contentsOf: Array((content + "\n").utf8))
             guard existing.count <= maxFileBytes else { return .failure("\(path) would exceed 1 MiB.") }
-            try existing.write(to: url, options: .atomic)
+            try FileSystem.writeAtomically(Array(existing), to: url.path)
             return ToolOutput(success: true, content: "Appended a line to \(path).", data: ["path": .string(path)])
         } catch {
             return .failure("\(error)")
