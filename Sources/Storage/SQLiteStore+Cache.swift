@@ -1,4 +1,6 @@
+import Foundation
 import GRDB
+import GRDBSQLite
 
 // The store's SQL is fixed text, so each statement is prepared once per connection and
 // then taken from GRDB's statement cache: preparing it again on every call (SQLite's
@@ -11,31 +13,117 @@ extension Database {
     }
 }
 
-extension Row {
-    /// The first row, decoded by `decode` straight from the statement. Rows that
-    /// `fetchOne`/`fetchAll` copy look their columns up by comparing the lowercased name
-    /// with every column name, lowercased again on each lookup (`String.lowercased` was
-    /// ~2% self time of a gate cycle, plus its allocations); a cursor's row finds a
-    /// column through a dictionary made once.
-    /// `decode` must not keep the row: the cursor reuses it.
-    static func fetchOneCached<T>(
-        _ db: Database, sql: String, arguments: StatementArguments = StatementArguments(),
-        decode: (Row) throws -> T
-    ) throws -> T? {
-        let cursor = try fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-        return try withExtendedLifetime(cursor) { try cursor.next().map(decode) }
+/// One result row, read straight from the SQLite statement.
+///
+/// GRDB's `Row` builds a dictionary of lowercased column names for every query it reads
+/// (`StatementRowImpl.init`), then hashes the name again on every lookup: with the
+/// argument binding around it, about 4% of the server's CPU per conversation. Here a
+/// column is found by comparing the name's bytes with SQLite's own column names,
+/// starting after the column read last: decoders read the columns in the order the
+/// table declares them, so nearly every lookup matches at the first comparison.
+/// Names are matched exactly (the store's SQL and decoders are all lowercase).
+/// A `ColumnRow` is valid only inside the `decode` closure it is passed to.
+struct ColumnRow: ~Copyable {
+    let statement: SQLiteStatement
+    let count: CInt
+    private var next: CInt = 0
+
+    init(statement: SQLiteStatement) {
+        self.statement = statement
+        self.count = sqlite3_column_count(statement)
     }
 
-    /// Every row, decoded by `decode` straight from the statement (see
-    /// ``fetchOneCached(_:sql:arguments:decode:)``).
-    static func fetchAllCached<T>(
-        _ db: Database, sql: String, arguments: StatementArguments = StatementArguments(),
-        decode: (Row) throws -> T
+    /// The index of the column `name`, or nil when the row has none.
+    mutating func index(of name: StaticString) -> CInt? {
+        let length = name.utf8CodeUnitCount
+        var index = next
+        for _ in 0..<count {
+            if index == count { index = 0 }
+            if let column = sqlite3_column_name(statement, index), strlen(column) == length,
+                memcmp(column, name.utf8Start, length) == 0
+            {
+                next = index + 1
+                return index
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// The value of column `name`; a missing column or NULL is a programming error, as
+    /// with GRDB's `Row`.
+    @_disfavoredOverload
+    subscript<Value: DatabaseValueConvertible & StatementColumnConvertible>(_ name: StaticString) -> Value {
+        mutating get {
+            guard let index = index(of: name) else { preconditionFailure("no column \(name) in the row") }
+            guard let value = Value.fromStatement(statement, atUncheckedIndex: index) else {
+                preconditionFailure("column \(name) is NULL or not a \(Value.self)")
+            }
+            return value
+        }
+    }
+
+    /// The value of column `name`, nil when it is NULL or absent.
+    subscript<Value: DatabaseValueConvertible & StatementColumnConvertible>(_ name: StaticString) -> Value? {
+        mutating get {
+            guard let index = index(of: name) else { return nil }
+            return Value.fromStatement(statement, atUncheckedIndex: index)
+        }
+    }
+}
+
+/// Steps a statement with GRDB's bookkeeping (`Statement.step`) and hands each row to
+/// a decoder as a ``ColumnRow``.
+private final class ColumnCursor<Value>: DatabaseCursor {
+    typealias Element = Value?
+    var _isDone = false
+    let _statement: Statement
+    let decode: (inout ColumnRow) throws -> Value
+    /// Step without decoding (the rows after the first of `fetchOneCached`).
+    var skip = false
+
+    init(statement: Statement, arguments: StatementArguments, decode: @escaping (inout ColumnRow) throws -> Value)
+        throws
+    {
+        _statement = statement
+        self.decode = decode
+        try statement.setArguments(arguments)  // resets the statement, then binds
+    }
+
+    func _element(sqliteStatement: SQLiteStatement) throws -> Value? {
+        if skip { return nil }
+        var row = ColumnRow(statement: sqliteStatement)
+        return try decode(&row)
+    }
+}
+
+extension Database {
+    /// Every row of a cached statement, decoded straight from the statement.
+    func fetchAllCached<T>(
+        sql: String, arguments: StatementArguments = StatementArguments(),
+        decode: (inout ColumnRow) throws -> T
     ) throws -> [T] {
-        let cursor = try fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-        var values: [T] = []
-        while let row = try cursor.next() { values.append(try decode(row)) }
-        return values
+        try withoutActuallyEscaping(decode) { decode in
+            let cursor = try ColumnCursor(statement: cachedStatement(sql: sql), arguments: arguments, decode: decode)
+            var values: [T] = []
+            while let value = try cursor.next() { values.append(value!) }
+            return values
+        }
+    }
+
+    /// The first row of a cached statement, decoded straight from the statement. The
+    /// statement is stepped to its end, so it holds no read lock afterwards.
+    func fetchOneCached<T>(
+        sql: String, arguments: StatementArguments = StatementArguments(),
+        decode: (inout ColumnRow) throws -> T
+    ) throws -> T? {
+        try withoutActuallyEscaping(decode) { decode in
+            let cursor = try ColumnCursor(statement: cachedStatement(sql: sql), arguments: arguments, decode: decode)
+            guard let first = try cursor.next() else { return nil }
+            cursor.skip = true
+            while try cursor.next() != nil {}
+            return first
+        }
     }
 }
 

@@ -40,8 +40,8 @@ extension SQLiteStore {
     }
 
     static func loadCompatID(_ db: Database, kind: String, externalID: String) throws -> CompatIDBinding? {
-        try Row.fetchOneCached(
-            db, sql: "SELECT * FROM compat_ids WHERE kind = ? AND external_id = ?", arguments: [kind, externalID]
+        try db.fetchOneCached(
+            sql: "SELECT * FROM compat_ids WHERE kind = ? AND external_id = ?", arguments: [kind, externalID]
         ) { row in
             CompatIDBinding(
                 kind: row["kind"], externalID: row["external_id"], localID: row["local_id"],

@@ -21,11 +21,11 @@ extension SQLiteStore {
 
     // MARK: Reads
 
-    static func namespace(_ row: Row) -> Namespace {
+    static func namespace(_ row: inout ColumnRow) -> Namespace {
         Namespace(id: row["id"], name: row["name"], createdAt: Date(millis: row["created_at"]))
     }
 
-    static func apiKey(_ row: Row) -> APIKey {
+    static func apiKey(_ row: inout ColumnRow) -> APIKey {
         APIKey(
             prefix: row["prefix"], hash: row["hash"], namespaceID: row["namespace_id"], actor: row["actor"],
             role: Role(rawValue: row["role"]) ?? .member, createdAt: Date(millis: row["created_at"]),
@@ -33,7 +33,7 @@ extension SQLiteStore {
             revokedAt: (row["revoked_at"] as Int64?).map(Date.init(millis:)))
     }
 
-    static func session(_ row: Row) throws -> Session {
+    static func session(_ row: inout ColumnRow) throws -> Session {
         Session(
             id: row["id"], namespaceID: row["namespace_id"], actor: row["actor"], agent: row["agent"],
             status: SessionStatus(rawValue: row["status"]) ?? .failed,
@@ -43,14 +43,14 @@ extension SQLiteStore {
             updatedAt: Date(millis: row["updated_at"]))
     }
 
-    static func run(_ row: Row) -> Run {
+    static func run(_ row: inout ColumnRow) -> Run {
         Run(
             id: row["id"], sessionID: row["session_id"], status: RunStatus(rawValue: row["status"]) ?? .failed,
             step: row["step"], finalStepOnly: row["final_step_only"], error: row["error"],
             createdAt: Date(millis: row["created_at"]), endedAt: (row["ended_at"] as Int64?).map(Date.init(millis:)))
     }
 
-    static func toolCall(_ row: Row) throws -> ToolCall {
+    static func toolCall(_ row: inout ColumnRow) throws -> ToolCall {
         var call = ToolCall(
             id: row["id"], sessionID: row["session_id"], runID: row["run_id"], step: row["step"], index: row["idx"],
             modelCallID: row["model_call_id"], toolName: row["tool_name"], params: try json(row["params"]) ?? .null,
@@ -63,7 +63,7 @@ extension SQLiteStore {
         return call
     }
 
-    static func confirmation(_ row: Row) throws -> Confirmation {
+    static func confirmation(_ row: inout ColumnRow) throws -> Confirmation {
         var confirmation = Confirmation(
             id: row["id"], namespaceID: row["namespace_id"], sessionID: row["session_id"], runID: row["run_id"],
             callID: row["call_id"], toolName: row["tool_name"], toolKey: row["tool_key"], summary: row["summary"],
@@ -77,22 +77,22 @@ extension SQLiteStore {
         return confirmation
     }
 
-    static func event(_ row: Row) throws -> SessionEvent {
+    static func event(_ row: inout ColumnRow) throws -> SessionEvent {
         SessionEvent(
             sessionID: row["session_id"], seq: row["seq"], type: row["type"], data: try json(row["data"]) ?? .null,
             createdAt: Date(millis: row["created_at"]))
     }
 
     static func loadSession(_ db: Database, _ id: String) throws -> Session? {
-        try Row.fetchOneCached(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id], decode: session)
+        try db.fetchOneCached(sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id], decode: session)
     }
 
     static func loadRun(_ db: Database, _ id: String) throws -> Run? {
-        try Row.fetchOneCached(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id], decode: run)
+        try db.fetchOneCached(sql: "SELECT * FROM runs WHERE id = ?", arguments: [id], decode: run)
     }
 
     static func loadToolCall(_ db: Database, _ id: String) throws -> ToolCall? {
-        try Row.fetchOneCached(db, sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id], decode: toolCall)
+        try db.fetchOneCached(sql: "SELECT * FROM tool_calls WHERE id = ?", arguments: [id], decode: toolCall)
     }
 
     /// Where a page of `table` (sessions or confirmations, ordered by creation) starts or
@@ -100,25 +100,24 @@ extension SQLiteStore {
     static func pageCursor(_ db: Database, _ table: String, id: String, namespaceID: String) throws
         -> (createdAt: Int64, id: String)?
     {
-        try Row.fetchOneCached(
-            db, sql: "SELECT created_at, id FROM \(table) WHERE id = ? AND namespace_id = ?",
+        try db.fetchOneCached(
+            sql: "SELECT created_at, id FROM \(table) WHERE id = ? AND namespace_id = ?",
             arguments: [id, namespaceID]
         ) { row in (row["created_at"], row["id"]) }
     }
 
     static func loadConfirmation(_ db: Database, _ id: String) throws -> Confirmation? {
-        try Row.fetchOneCached(
-            db, sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id], decode: confirmation)
+        try db.fetchOneCached(sql: "SELECT * FROM confirmations WHERE id = ?", arguments: [id], decode: confirmation)
     }
 
     /// The conversation as the model sees it (``Store/history(sessionID:)``).
     static func loadHistory(_ db: Database, _ sessionID: String) throws -> [ChatMessage] {
-        let messages = try Row.fetchAllCached(
-            db, sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
+        let messages = try db.fetchAllCached(
+            sql: "SELECT run_id, step, body FROM messages WHERE session_id = ? ORDER BY idx",
             arguments: [sessionID]
         ) { row -> (runID: String, step: Int, body: String) in (row["run_id"], row["step"], row["body"]) }
-        let calls = try Row.fetchAllCached(
-            db, sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
+        let calls = try db.fetchAllCached(
+            sql: "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY run_id, step, idx",
             arguments: [sessionID], decode: Self.toolCall)
         var byStep: [String: [ToolCall]] = [:]
         for call in calls { byStep["\(call.runID)#\(call.step)", default: []].append(call) }
@@ -136,8 +135,8 @@ extension SQLiteStore {
     }
 
     static func loadGrants(_ db: Database, _ sessionID: String) throws -> [Grant] {
-        try Row.fetchAllCached(
-            db, sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
+        try db.fetchAllCached(
+            sql: "SELECT * FROM session_grants WHERE session_id = ? ORDER BY created_at, id",
             arguments: [sessionID], decode: grant)
     }
 
@@ -258,8 +257,8 @@ extension SQLiteStore {
     }
 
     static func loadConfirmationState(_ db: Database, _ id: String) throws -> ConfirmationState? {
-        try Row.fetchOneCached(
-            db, sql: "SELECT id, namespace_id, status, expires_at, params_hash FROM confirmations WHERE id = ?",
+        try db.fetchOneCached(
+            sql: "SELECT id, namespace_id, status, expires_at, params_hash FROM confirmations WHERE id = ?",
             arguments: [id]
         ) { row in
             ConfirmationState(
@@ -303,7 +302,7 @@ extension SQLiteStore {
             subject: call.id, data: data)
     }
 
-    static func grant(_ row: Row) throws -> Grant {
+    static func grant(_ row: inout ColumnRow) throws -> Grant {
         var scope: [String: ValueMatcher] = [:]
         if let json = try json(row["scope"]) { scope = (try? ValueMatcher.parseAll(json)) ?? [:] }
         return Grant(

@@ -124,15 +124,15 @@ public final class SQLiteStore: Store {
 
     public func namespace(idOrName: String) async throws -> Namespace? {
         try readNow { db in
-            try Row.fetchOneCached(
-                db, sql: "SELECT * FROM namespaces WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
+            try db.fetchOneCached(
+                sql: "SELECT * FROM namespaces WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
                 arguments: [idOrName, idOrName, idOrName], decode: Self.namespace)
         }
     }
 
     public func namespaces() async throws -> [Namespace] {
         try readNow { db in
-            try Row.fetchAllCached(db, sql: "SELECT * FROM namespaces ORDER BY created_at, id", decode: Self.namespace)
+            try db.fetchAllCached(sql: "SELECT * FROM namespaces ORDER BY created_at, id", decode: Self.namespace)
         }
     }
 
@@ -145,15 +145,15 @@ public final class SQLiteStore: Store {
 
     public func key(prefix: String) async throws -> APIKey? {
         try readNow { db in
-            try Row.fetchOneCached(
-                db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix], decode: Self.apiKey)
+            try db.fetchOneCached(
+                sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix], decode: Self.apiKey)
         }
     }
 
     public func keys(namespaceID: String) async throws -> [APIKey] {
         try readNow { db in
-            try Row.fetchAllCached(
-                db, sql: "SELECT * FROM api_keys WHERE namespace_id = ? ORDER BY created_at, prefix",
+            try db.fetchAllCached(
+                sql: "SELECT * FROM api_keys WHERE namespace_id = ? ORDER BY created_at, prefix",
                 arguments: [namespaceID], decode: Self.apiKey)
         }
     }
@@ -213,7 +213,7 @@ public final class SQLiteStore: Store {
             }
             sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
             arguments += [limit]
-            return try Row.fetchAllCached(db, sql: sql, arguments: arguments, decode: Self.session)
+            return try db.fetchAllCached(sql: sql, arguments: arguments, decode: Self.session)
         }
     }
 
@@ -277,8 +277,8 @@ public final class SQLiteStore: Store {
             guard let run = try Self.loadRun(db, runID), let session = try Self.loadSession(db, run.sessionID) else {
                 throw CountersignError.notFound("Run")
             }
-            let calls = try Row.fetchAllCached(
-                db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
+            let calls = try db.fetchAllCached(
+                sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
                 arguments: [run.id, run.step], decode: Self.toolCall)
             return RunSnapshot(run: run, session: session, calls: calls)
         }
@@ -485,8 +485,8 @@ public final class SQLiteStore: Store {
 
     public func recoverAfterCrash(now: Date) async throws -> [String] {
         try await write { db in
-            let executing = try Row.fetchAllCached(
-                db, sql: "SELECT * FROM tool_calls WHERE status = 'executing'", decode: Self.toolCall)
+            let executing = try db.fetchAllCached(
+                sql: "SELECT * FROM tool_calls WHERE status = 'executing'", decode: Self.toolCall)
             for var call in executing {
                 call.status = .interrupted
                 try Self.updateToolCall(db, call)
@@ -526,8 +526,7 @@ public final class SQLiteStore: Store {
 
     public func expireDue(now: Date, limit: Int) async throws -> [DecisionOutcome] {
         try await write { db in
-            let due = try Row.fetchAllCached(
-                db,
+            let due = try db.fetchAllCached(
                 sql: """
                     SELECT * FROM confirmations WHERE status = 'pending' AND expires_at <= ?
                     ORDER BY expires_at LIMIT ?
@@ -553,8 +552,7 @@ public final class SQLiteStore: Store {
             }
             var drafts: [EventDraft] = []
             var cancelled: [Confirmation] = []
-            let open = try Row.fetchAllCached(
-                db,
+            let open = try db.fetchAllCached(
                 sql:
                     "SELECT * FROM confirmations WHERE run_id = ? AND status IN ('pending', 'approved') ORDER BY created_at",
                 arguments: [runID], decode: Self.confirmation)
@@ -570,8 +568,8 @@ public final class SQLiteStore: Store {
                 cancelled.append(plan.confirmation)
             }
             // Auto calls that never started are cancelled too, so history stays complete.
-            let unstarted = try Row.fetchAllCached(
-                db, sql: "SELECT * FROM tool_calls WHERE run_id = ? AND status IN ('ready', 'interrupted')",
+            let unstarted = try db.fetchAllCached(
+                sql: "SELECT * FROM tool_calls WHERE run_id = ? AND status IN ('ready', 'interrupted')",
                 arguments: [runID], decode: Self.toolCall)
             for var call in unstarted {
                 call.status = .cancelled
@@ -632,7 +630,7 @@ public final class SQLiteStore: Store {
             }
             sql += " ORDER BY c.created_at, c.id LIMIT ?"
             arguments += [filter.limit]
-            return try Row.fetchAllCached(db, sql: sql, arguments: arguments, decode: Self.confirmation)
+            return try db.fetchAllCached(sql: sql, arguments: arguments, decode: Self.confirmation)
         }
     }
 
@@ -662,8 +660,8 @@ public final class SQLiteStore: Store {
                 sql += " AND tool_name = ?"
                 _ = arguments.append(contentsOf: [toolName])
             }
-            let grants = try Row.fetchAllCached(
-                db, sql: sql + " ORDER BY created_at, id", arguments: arguments, decode: Self.grant)
+            let grants = try db.fetchAllCached(
+                sql: sql + " ORDER BY created_at, id", arguments: arguments, decode: Self.grant)
             for grant in grants {
                 try db.executeCached(sql: "DELETE FROM session_grants WHERE id = ?", arguments: [grant.id])
                 try Self.appendAudit(
@@ -682,16 +680,16 @@ public final class SQLiteStore: Store {
 
     public func events(sessionID: String, after: Int64, limit: Int) async throws -> [SessionEvent] {
         try readNow { db in
-            try Row.fetchAllCached(
-                db, sql: "SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            try db.fetchAllCached(
+                sql: "SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 arguments: [sessionID, after, limit], decode: Self.event)
         }
     }
 
     public func auditEntries(namespaceID: String, afterID: Int64, limit: Int) async throws -> [AuditEntry] {
         try readNow { db in
-            try Row.fetchAllCached(
-                db, sql: "SELECT * FROM audit WHERE namespace_id = ? AND id > ? ORDER BY id LIMIT ?",
+            try db.fetchAllCached(
+                sql: "SELECT * FROM audit WHERE namespace_id = ? AND id > ? ORDER BY id LIMIT ?",
                 arguments: [namespaceID, afterID, limit]
             ) { row in
                 AuditEntry(
