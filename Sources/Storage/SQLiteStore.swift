@@ -10,6 +10,8 @@ public final class SQLiteStore: Store {
     let pool: DatabasePool
     /// Batches concurrent write transactions into one commit; nil writes one by one.
     let groupCommit: GroupCommit?
+    /// The connections `readNow` reads on.
+    let readers: ReadConnections
 
     /// Opens (creating if needed) the database at `path`. With `groupCommit` (the
     /// default), concurrent writes share commits and fsyncs; without, each write is its
@@ -34,6 +36,7 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         self.groupCommit = groupCommit ? GroupCommit(writer: pool) : nil
+        readers = ReadConnections(path: path, busyTimeout: 10, limit: configuration.maximumReaderCount)
     }
 
     /// One write transaction, durable when this returns.
@@ -48,7 +51,8 @@ public final class SQLiteStore: Store {
     /// `read` would add two thread hand-offs (to the reader's queue and back) to every
     /// read, more than most of the store's reads cost.
     func readNow<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
+        if let value = try readers.read(body) { return value }
+        return try pool.read(body)
     }
 
     /// Write transactions committed so far, the commits they took, and the writer's
