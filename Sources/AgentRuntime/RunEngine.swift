@@ -215,15 +215,20 @@ public final class RunEngine: Sendable {
                     details: ["arguments": .array(unmatched.map(JSONValue.string))])
             }
         }
+        // A decision that lets the run go on also claims the call the run would run
+        // first, in its own transaction (one commit instead of two; see Store.decide).
+        // Without the session's agent the run only fails, so nothing is claimed.
+        let agent = agents[session.agent]
         let outcome = try await store.decide(
             confirmationID: confirmationID, request: request, decidedBy: decidedBy, grantAllowed: grantAllowed,
-            now: clock.now())
+            claimNext: agent != nil, now: clock.now())
         configuration.failpoints.hit("after-decide")
         notifier.notify(outcome.events)
         var resumed: RunHandle?
         if let runID = outcome.resumeRunID {
             let startSeq = (outcome.events.map(\.seq).min() ?? 1) - 1
-            resumed = drive(runID: runID, sessionID: confirmation.sessionID, startSeq: startSeq)
+            let claimed = outcome.claimed.map { ClaimedCall(call: $0, tool: agent?.tool(named: $0.toolName)) }
+            resumed = drive(runID: runID, sessionID: confirmation.sessionID, startSeq: startSeq, claimed: claimed)
         }
         if let rejection = outcome.rejection { throw rejection }
         return DecisionResult(confirmation: outcome.confirmation, events: outcome.events, resumed: resumed)
@@ -282,10 +287,16 @@ public final class RunEngine: Sendable {
 
     // MARK: Driving
 
-    private func drive(runID: String, sessionID: String, startSeq: Int64) -> RunHandle {
+    /// A call claimed by the decision that resumed its run, and its tool.
+    private struct ClaimedCall: Sendable {
+        var call: ToolCall
+        var tool: (any Tool)?
+    }
+
+    private func drive(runID: String, sessionID: String, startSeq: Int64, claimed: ClaimedCall? = nil) -> RunHandle {
         let id = driverIDs.wrappingAdd(1, ordering: .relaxed).newValue
         let task = Task { [self] in
-            let outcome = await self.runLoop(runID: runID)
+            let outcome = await self.runLoop(runID: runID, claimed: claimed)
             _ = drivers.withLock { $0.removeValue(forKey: id) }
             return outcome
         }
@@ -293,10 +304,14 @@ public final class RunEngine: Sendable {
         return RunHandle(runID: runID, sessionID: sessionID, startSeq: startSeq, task: task)
     }
 
-    private func runLoop(runID: String) async -> RunOutcome {
+    private func runLoop(runID: String, claimed: ClaimedCall?) async -> RunOutcome {
         var toolsUsed: [String] = []
         var reply = ""
         do {
+            if let claimed {
+                try await run(claimed.call, tool: claimed.tool)
+                toolsUsed.append(claimed.call.toolName)
+            }
             while true {
                 let snapshot = try await store.runSnapshot(runID: runID)
                 guard snapshot.run.status == .running else {
@@ -384,8 +399,14 @@ public final class RunEngine: Sendable {
         guard
             case .claimed(let started) = try await store.claimToolCall(callID: call.id, rerun: rerun, now: clock.now())
         else { return false }
-        configuration.failpoints.hit("after-claim")
         notifier.notify(started)
+        try await run(call, tool: tool)
+        return true
+    }
+
+    /// Runs the tool of a call claimed for this run (`executing`) and records its result.
+    private func run(_ call: ToolCall, tool: (any Tool)?) async throws {
+        configuration.failpoints.hit("after-claim")
         var output: ToolOutput
         if let tool {
             var context = ToolContext(
@@ -405,7 +426,6 @@ public final class RunEngine: Sendable {
         let events = try await store.finishToolCall(
             callID: call.id, output: output, taints: tool?.descriptor.flags.openWorld ?? false, now: clock.now())
         notifier.notify(events)
-        return true
     }
 
     /// What a model step came to.

@@ -75,8 +75,16 @@ public protocol Store: Sendable {
     // MARK: Confirmations
     /// The single-decision compare-and-set (SPEC §2.1). Throws `already_decided`,
     /// `params_mismatch` or `expired` (after moving the row to `expired`).
+    ///
+    /// With `claimNext`, a decision that lets the paused run go on also claims, in the
+    /// same transaction, the call the run would claim first (the step's first unsettled
+    /// call, when it is `ready`): `approved → executing` is then committed with the
+    /// decision, and ``DecisionOutcome/claimed`` is that call, whose tool the caller must
+    /// run. It saves the run a commit and a read; the states and audit entries are the
+    /// same as a decision followed by ``claimToolCall(callID:rerun:now:)``.
     func decide(
-        confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, now: Date
+        confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, claimNext: Bool,
+        now: Date
     ) async throws -> DecisionOutcome
     /// Expires every pending confirmation due at `now` (at most `limit`).
     func expireDue(now: Date, limit: Int) async throws -> [DecisionOutcome]
@@ -217,14 +225,30 @@ public struct DecisionOutcome: Sendable, Equatable {
     /// Set when the transition was committed but the request still fails: deciding a
     /// confirmation past its expiry expires it and reports `expired`.
     public var rejection: CountersignError?
+    /// The call claimed with the decision (``Store/decide(confirmationID:request:decidedBy:grantAllowed:claimNext:now:)``),
+    /// now `executing`; its `tool.started` event is in `events`.
+    public var claimed: ToolCall?
 
     public init(
-        confirmation: Confirmation, events: [SessionEvent], resumeRunID: String?, rejection: CountersignError? = nil
+        confirmation: Confirmation, events: [SessionEvent], resumeRunID: String?, rejection: CountersignError? = nil,
+        claimed: ToolCall? = nil
     ) {
         self.confirmation = confirmation
         self.events = events
         self.resumeRunID = resumeRunID
         self.rejection = rejection
+        self.claimed = claimed
+    }
+}
+
+extension Store {
+    /// A decision that claims nothing (the run's driver claims its calls itself).
+    public func decide(
+        confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, now: Date
+    ) async throws -> DecisionOutcome {
+        try await decide(
+            confirmationID: confirmationID, request: request, decidedBy: decidedBy, grantAllowed: grantAllowed,
+            claimNext: false, now: now)
     }
 }
 

@@ -46,6 +46,7 @@ public enum StoreConformance {
         case scopedGrantsAndRevocation
         case policyProvenance
         case resumeExactlyOnce
+        case decideClaimsNext
         // Execution
         case claimExactlyOnce
         case claimRefusedWhenRunStopped
@@ -95,6 +96,7 @@ public enum StoreConformance {
         case .scopedGrantsAndRevocation: try await scopedGrantsAndRevocation(store)
         case .policyProvenance: try await policyProvenance(store)
         case .resumeExactlyOnce: try await resumeExactlyOnce(store)
+        case .decideClaimsNext: try await decideClaimsNext(store)
         case .claimExactlyOnce: try await claimExactlyOnce(store)
         case .claimRefusedWhenRunStopped: try await claimRefusedWhenRunStopped(store)
         case .finishToolCall: try await finishToolCall(store)
@@ -1184,6 +1186,57 @@ public enum StoreConformance {
     // MARK: - Execution
 
     /// SPEC §2.2: a tool runs only after its call moved to `executing`, once.
+    /// `decide(claimNext: true)`: the decision that lets the run go on claims the step's
+    /// first ready call in the same commit, with the states, audit entries and events a
+    /// decision and a claim would have written; a decision that leaves the run paused,
+    /// or leaves nothing ready, claims nothing.
+    static func decideClaimsNext(_ store: any Store) async throws {
+        let world = try await StoreScenario.make(store)
+        let session = try await world.newSession(at: t(1))
+        let run = try await world.startRun(in: session, at: t(2))
+        let step = try await world.commitStep(run: run, calls: [.confirm(), .confirm()], at: t(3), pause: true)
+        let (first, second) = (step.confirmations[0], step.confirmations[1])
+
+        // The second call approved first: the run still waits for the first, so nothing is claimed.
+        let early = try await store.decide(
+            confirmationID: second.id, request: DecisionRequest(kind: .approve), decidedBy: "alice",
+            grantAllowed: false, claimNext: true, now: t(4))
+        #expect(early.resumeRunID == nil)
+        #expect(early.claimed == nil)
+        #expect(try await store.runSnapshot(runID: run.id).calls.map(\.status) == [.awaiting, .ready])
+
+        // The first approved: the run goes on, and its first ready call (index 0) is claimed.
+        let last = try await store.decide(
+            confirmationID: first.id, request: DecisionRequest(kind: .approve), decidedBy: "alice",
+            grantAllowed: false, claimNext: true, now: t(5))
+        #expect(last.resumeRunID == run.id)
+        #expect(last.claimed?.id == step.calls[0].id)
+        #expect(last.claimed?.status == .executing)
+        #expect(last.events.map(\.type) == ["confirmation.decided", "tool.started"])
+        let snapshot = try await store.runSnapshot(runID: run.id)
+        #expect(snapshot.calls.map(\.status) == [.executing, .ready])
+        #expect(try await store.confirmation(id: first.id)?.status == .executing)
+        #expect(try await store.confirmation(id: second.id)?.status == .approved)
+        // Claimed once: the driver cannot claim it again.
+        #expect(
+            try await store.claimToolCall(callID: step.calls[0].id, rerun: false, now: t(6))
+                == .notClaimable(.executing))
+        let actions = try await store.auditEntries(namespaceID: world.namespace.id, afterID: 0, limit: 100)
+            .filter { $0.subject == first.id }.map(\.action)
+        #expect(Array(actions.suffix(2)) == ["confirmation.approved", "confirmation.executing"])
+
+        // A deny that lets the run go on with nothing ready claims nothing.
+        let deniedSession = try await world.newSession(at: t(10))
+        let deniedRun = try await world.startRun(in: deniedSession, at: t(11))
+        let deniedStep = try await world.commitStep(run: deniedRun, calls: [.confirm()], at: t(12), pause: true)
+        let denied = try await store.decide(
+            confirmationID: deniedStep.confirmations[0].id, request: DecisionRequest(kind: .deny),
+            decidedBy: "alice", grantAllowed: false, claimNext: true, now: t(13))
+        #expect(denied.resumeRunID == deniedRun.id)
+        #expect(denied.claimed == nil)
+        #expect(try await store.runSnapshot(runID: deniedRun.id).calls.map(\.status) == [.denied])
+    }
+
     static func claimExactlyOnce(_ store: any Store) async throws {
         let world = try await StoreScenario.make(store)
         let session = try await world.newSession(at: t(1))

@@ -361,7 +361,33 @@ extension SQLiteStore {
 
     /// Writes a confirmation transition and, when it settled the last open
     /// confirmation of a paused run, hands the run back to a driver.
-    static func apply(_ db: Database, _ plan: TransitionPlan, now: Date) throws -> DecisionOutcome {
+    /// Moves `call` (of a running run, `ready`, or `interrupted` for a rerun) and its
+    /// confirmation to `executing`, with the audit entry; the caller appends the
+    /// `tool.started` event. False when the confirmation may not run (SPEC §2.2).
+    static func claim(_ db: Database, _ call: inout ToolCall, rerun: Bool, now: Date) throws -> Bool {
+        if let confirmationID = call.confirmationID {
+            guard var confirmation = try loadConfirmationState(db, confirmationID) else {
+                throw CountersignError.notFound("Confirmation")
+            }
+            let transition = confirmation.machine.transition(rerun ? .rerun(idempotent: true) : .claim, at: now)
+            guard transition.rejection == nil else { return false }
+            confirmation.status = transition.next
+            try updateConfirmationStatus(db, confirmation)
+            try appendAudit(
+                db,
+                AuditDraft(
+                    namespaceID: confirmation.namespaceID, actor: "system",
+                    action: rerun ? "confirmation.rerun" : "confirmation.executing", subject: confirmation.id,
+                    data: ["call_id": .string(call.id), "params": call.params]), at: now)
+        }
+        call.status = .executing
+        try updateToolCall(db, call)
+        return true
+    }
+
+    static func apply(_ db: Database, _ plan: TransitionPlan, now: Date, claimNext: Bool = false) throws
+        -> DecisionOutcome
+    {
         try updateConfirmation(db, plan.confirmation)
         try updateToolCall(db, plan.call)
         if plan.call.originalParams != nil { try updateToolCallParams(db, plan.call) }
@@ -374,6 +400,7 @@ extension SQLiteStore {
         var drafts = plan.events
         if plan.call.status.isSettled { drafts.append(EventFactory.toolResult(plan.call)) }
         var resume: String?
+        var claimed: ToolCall?
         if let run = try loadRun(db, plan.confirmation.runID), run.status == .awaiting {
             let pending =
                 try Int.fetchOneCached(
@@ -385,10 +412,23 @@ extension SQLiteStore {
                     sql: "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ?",
                     arguments: [now.millis, run.sessionID])
                 resume = run.id
+                // The call the run's driver would claim first: the step's first unsettled
+                // one, if it is ready (an interrupted one goes first, through the driver).
+                if claimNext,
+                    var next = try db.fetchAllCached(
+                        sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
+                        arguments: [run.id, run.step], decode: toolCall
+                    ).first(where: { $0.status == .ready || $0.status == .interrupted }),
+                    next.status == .ready, try claim(db, &next, rerun: false, now: now)
+                {
+                    drafts.append(EventFactory.toolStarted(next))
+                    claimed = next
+                }
             }
         }
         let events = try appendEvents(db, sessionID: plan.confirmation.sessionID, drafts, now: now)
         return DecisionOutcome(
-            confirmation: plan.confirmation, events: events, resumeRunID: resume, rejection: plan.rejection)
+            confirmation: plan.confirmation, events: events, resumeRunID: resume, rejection: plan.rejection,
+            claimed: claimed)
     }
 }

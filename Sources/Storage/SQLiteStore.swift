@@ -376,24 +376,8 @@ public final class SQLiteStore: Store {
             guard let run = try Self.loadRun(db, call.runID), run.status == .running else {
                 return .notClaimable(call.status)
             }
-            guard call.status == (rerun ? .interrupted : .ready) else { return .notClaimable(call.status) }
-            if let confirmationID = call.confirmationID {
-                guard var confirmation = try Self.loadConfirmationState(db, confirmationID) else {
-                    throw CountersignError.notFound("Confirmation")
-                }
-                let transition = confirmation.machine.transition(rerun ? .rerun(idempotent: true) : .claim, at: now)
-                guard transition.rejection == nil else { return .notClaimable(call.status) }
-                confirmation.status = transition.next
-                try Self.updateConfirmationStatus(db, confirmation)
-                try Self.appendAudit(
-                    db,
-                    AuditDraft(
-                        namespaceID: confirmation.namespaceID, actor: "system",
-                        action: rerun ? "confirmation.rerun" : "confirmation.executing", subject: confirmation.id,
-                        data: ["call_id": .string(call.id), "params": call.params]), at: now)
-            }
-            call.status = .executing
-            try Self.updateToolCall(db, call)
+            guard call.status == (rerun ? .interrupted : .ready), try Self.claim(db, &call, rerun: rerun, now: now)
+            else { return .notClaimable(call.status) }
             return .claimed(
                 try Self.appendEvents(db, sessionID: call.sessionID, [EventFactory.toolStarted(call)], now: now))
         }
@@ -515,7 +499,8 @@ public final class SQLiteStore: Store {
     // MARK: Confirmations
 
     public func decide(
-        confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, now: Date
+        confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, claimNext: Bool,
+        now: Date
     ) async throws -> DecisionOutcome {
         try await write { db in
             guard let confirmation = try Self.loadConfirmation(db, confirmationID),
@@ -524,7 +509,7 @@ public final class SQLiteStore: Store {
             let plan = try TransitionPlanner.decision(
                 request, confirmation: confirmation, call: call, decidedBy: decidedBy, grantAllowed: grantAllowed,
                 now: now)
-            return try Self.apply(db, plan, now: now)
+            return try Self.apply(db, plan, now: now, claimNext: claimNext)
         }
     }
 
