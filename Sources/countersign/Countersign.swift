@@ -116,6 +116,7 @@ struct Serve: AsyncParsableCommand {
             configuration.failpoints = try Failpoints.parse(points, seed: seed)
         }
         let level = try setting(logLevel, "COUNTERSIGN_LOG_LEVEL", "info") { $0 }
+        LoggingSystem.bootstrap { label in ServerLogHandler(label: label) }
         var logger = Logger(label: "countersign")
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
 
