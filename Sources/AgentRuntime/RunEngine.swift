@@ -313,7 +313,8 @@ public final class RunEngine: Sendable {
                 toolsUsed.append(claimed.call.toolName)
             }
             while true {
-                let snapshot = try await store.runSnapshot(runID: runID)
+                // When the model is next, its context comes in the snapshot's transaction.
+                let (snapshot, context) = try await store.runSnapshotAndContext(runID: runID)
                 guard snapshot.run.status == .running else {
                     return try await outcome(of: snapshot, toolsUsed: toolsUsed, reply: reply)
                 }
@@ -347,7 +348,7 @@ public final class RunEngine: Sendable {
                         }
                     }
                 }
-                switch try await modelStep(snapshot: snapshot, agent: agent) {
+                switch try await modelStep(snapshot: snapshot, agent: agent, context: context) {
                 case .next(let text):
                     reply = text
                 case .stopped(let status, let text, let pending, let lastSeq):
@@ -437,7 +438,10 @@ public final class RunEngine: Sendable {
     }
 
     /// Calls the model once and persists what it asked for.
-    private func modelStep(snapshot: RunSnapshot, agent: Agent) async throws -> StepResult {
+    /// `known` is the model context when the snapshot's read brought it.
+    private func modelStep(snapshot: RunSnapshot, agent: Agent, context known: ModelContext?) async throws
+        -> StepResult
+    {
         let run = snapshot.run
         let session = snapshot.session
         guard run.step < configuration.maxSteps else {
@@ -448,7 +452,12 @@ public final class RunEngine: Sendable {
             return .next("")
         }
         configuration.failpoints.hit("before-model")
-        let context = try await store.modelContext(runID: run.id)
+        let context: ModelContext
+        if let known {
+            context = known
+        } else {
+            context = try await store.modelContext(runID: run.id)
+        }
         let history = context.history
         let tools = run.finalStepOnly ? [] : agent.availableTools.map(\.descriptor)
         let tokens = TokenBuffer(start: clock.now())

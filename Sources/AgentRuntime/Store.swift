@@ -40,6 +40,12 @@ public protocol Store: Sendable {
     /// (with the pending ids) while a confirmation waits, `session_busy` while a run runs.
     func startRun(_ run: Run, message: String, now: Date) async throws -> [SessionEvent]
     func runSnapshot(runID: String) async throws -> RunSnapshot
+    /// ``runSnapshot(runID:)`` and, when the snapshot says the run's driver calls the
+    /// model next (``RunSnapshot/callsModelNext``), the ``modelContext(runID:)`` read in
+    /// the same transaction.
+    func runSnapshotAndContext(runID: String) async throws -> (RunSnapshot, ModelContext?)
+    /// A confirmation with its session, read in one transaction; nil when either is gone.
+    func confirmationAndSession(id: String) async throws -> (Confirmation, Session)?
     /// What a model step needs from the store, read in one transaction: the session's
     /// ``history(sessionID:)`` and ``grants(sessionID:)``. Throws ``RunStopped`` when the
     /// run is no longer running (cancelled meanwhile), so no model is called for it.
@@ -153,6 +159,12 @@ public struct RunSnapshot: Sendable, Equatable {
         self.session = session
         self.calls = calls
     }
+
+    /// Whether the run's driver calls the model next: the run and its session are
+    /// running and every call of the step is settled (nothing to run, nothing to wait for).
+    public var callsModelNext: Bool {
+        run.status == .running && session.status == .running && calls.allSatisfy(\.status.isSettled)
+    }
 }
 
 /// The inputs of a model step (``Store/modelContext(runID:)``).
@@ -242,6 +254,19 @@ public struct DecisionOutcome: Sendable, Equatable {
 }
 
 extension Store {
+    /// Two reads, for stores without a single-transaction version.
+    public func runSnapshotAndContext(runID: String) async throws -> (RunSnapshot, ModelContext?) {
+        let snapshot = try await runSnapshot(runID: runID)
+        return (snapshot, snapshot.callsModelNext ? try await modelContext(runID: runID) : nil)
+    }
+
+    public func confirmationAndSession(id: String) async throws -> (Confirmation, Session)? {
+        guard let confirmation = try await confirmation(id: id),
+            let session = try await session(id: confirmation.sessionID)
+        else { return nil }
+        return (confirmation, session)
+    }
+
     /// A decision that claims nothing (the run's driver claims its calls itself).
     public func decide(
         confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, now: Date

@@ -20,8 +20,8 @@ struct AccessControl: Sendable {
 
     /// A confirmation the caller may read.
     func confirmation(_ id: String, for identity: Identity) async throws -> (Confirmation, Session) {
-        guard let confirmation = try await store.confirmation(id: id), confirmation.namespaceID == identity.namespaceID,
-            let session = try await store.session(id: confirmation.sessionID)
+        guard let (confirmation, session) = try await store.confirmationAndSession(id: id),
+            confirmation.namespaceID == identity.namespaceID
         else { throw CountersignError.notFound("Confirmation") }
         guard session.actor == identity.actor || identity.seesWholeNamespace else {
             throw CountersignError(.forbidden, "This confirmation belongs to another actor's session.")

@@ -277,15 +277,29 @@ public final class SQLiteStore: Store {
     }
 
     public func runSnapshot(runID: String) async throws -> RunSnapshot {
+        try readNow { db in try Self.loadRunSnapshot(db, runID) }
+    }
+
+    public func runSnapshotAndContext(runID: String) async throws -> (RunSnapshot, ModelContext?) {
         try readNow { db in
-            guard let run = try Self.loadRun(db, runID), let session = try Self.loadSession(db, run.sessionID) else {
-                throw CountersignError.notFound("Run")
-            }
-            let calls = try db.fetchAllCached(
-                sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
-                arguments: [run.id, run.step], decode: Self.toolCall)
-            return RunSnapshot(run: run, session: session, calls: calls)
+            let snapshot = try Self.loadRunSnapshot(db, runID)
+            guard snapshot.callsModelNext else { return (snapshot, nil) }
+            let sessionID = snapshot.session.id
+            return (
+                snapshot,
+                ModelContext(history: try Self.loadHistory(db, sessionID), grants: try Self.loadGrants(db, sessionID))
+            )
         }
+    }
+
+    static func loadRunSnapshot(_ db: Database, _ runID: String) throws -> RunSnapshot {
+        guard let run = try loadRun(db, runID), let session = try loadSession(db, run.sessionID) else {
+            throw CountersignError.notFound("Run")
+        }
+        let calls = try db.fetchAllCached(
+            sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
+            arguments: [run.id, run.step], decode: Self.toolCall)
+        return RunSnapshot(run: run, session: session, calls: calls)
     }
 
     /// Everything `commitStep` writes is encoded here, before the write: the single
@@ -585,6 +599,15 @@ public final class SQLiteStore: Store {
 
     public func confirmation(id: String) async throws -> Confirmation? {
         try readNow { db in try Self.loadConfirmation(db, id) }
+    }
+
+    public func confirmationAndSession(id: String) async throws -> (Confirmation, Session)? {
+        try readNow { db in
+            guard let confirmation = try Self.loadConfirmation(db, id),
+                let session = try Self.loadSession(db, confirmation.sessionID)
+            else { return nil }
+            return (confirmation, session)
+        }
     }
 
     public func confirmations(namespaceID: String, filter: ConfirmationFilter) async throws -> [Confirmation] {
