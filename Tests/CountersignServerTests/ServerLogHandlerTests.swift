@@ -21,7 +21,9 @@ final class Lines: TextOutputStream, Sendable {
         let theirs = Lines()
         var loggers = [
             Logger(label: "countersign.test") { ServerLogHandler(label: $0, stream: ours, metadataProvider: provider) },
-            Logger(label: "countersign.test") { StreamLogHandler(label: $0, stream: theirs, metadataProvider: provider) },
+            Logger(label: "countersign.test") {
+                StreamLogHandler(label: $0, stream: theirs, metadataProvider: provider)
+            },
         ]
         for index in loggers.indices {
             loggers[index].logLevel = .debug
@@ -35,7 +37,9 @@ final class Lines: TextOutputStream, Sendable {
             loggers[index].notice("after a removal")
         }
         let strip = { (text: String) in
-            text.split(separator: "\n").map { line in line.split(separator: " ", maxSplits: 1).last.map(String.init) ?? "" }
+            text.split(separator: "\n").map { line in
+                line.split(separator: " ", maxSplits: 1).last.map(String.init) ?? ""
+            }
         }
         #expect(strip(ours.value).count == 4)
         #expect(strip(ours.value) == strip(theirs.value))
