@@ -1837,13 +1837,34 @@ public enum StoreConformance {
         let world = try await StoreScenario.make(store)
         let (session, run, step) = try await world.pausedRun(calls: [.confirm(), .blocked("delete_file")])
         await expectRunStopped("modelContext of a paused run") { try await store.modelContext(runID: run.id) }
+        // The snapshot brings the context only when the model is next.
+        let (paused, none) = try await store.runSnapshotAndContext(runID: run.id)
+        #expect(paused == (try await store.runSnapshot(runID: run.id)))
+        #expect(!paused.callsModelNext && none == nil)
+        let pair = try await store.confirmationAndSession(id: step.confirmations[0].id)
+        #expect(pair?.0 == step.confirmations[0])
+        #expect(pair?.1 == (try await store.session(id: session.id)))
+        #expect(try await store.confirmationAndSession(id: "cnf_missing") == nil)
         _ = try await store.decide(
             confirmationID: step.confirmations[0].id, request: DecisionRequest(kind: .approve, remember: .session),
             decidedBy: "alice", grantAllowed: true, now: t(10))
+        // Approved but not run: the driver runs the call before the model.
+        let (ready, stillNone) = try await store.runSnapshotAndContext(runID: run.id)
+        #expect(ready.calls.map(\.status) == [.ready, .blocked])
+        #expect(stillNone == nil)
+        guard case .claimed = try await store.claimToolCall(callID: step.calls[0].id, rerun: false, now: t(11)) else {
+            Issue.record("expected a claim")
+            return
+        }
+        _ = try await store.finishToolCall(
+            callID: step.calls[0].id, output: ToolOutput(success: true, content: "ok"), taints: false, now: t(12))
+        let (settled, brought) = try await store.runSnapshotAndContext(runID: run.id)
+        #expect(settled.callsModelNext)
         let context = try await store.modelContext(runID: run.id)
+        #expect(brought == context)
         #expect(context.grants.count == 1)
         #expect(context.grants == (try await store.grants(sessionID: session.id)))
-        #expect(context.history.count == 3, "user, assistant, the blocked call's result")
+        #expect(context.history.count == 4, "user, assistant, the two calls' results")
         #expect(context.history == (try await store.history(sessionID: session.id)))
 
         // Another session's grants and messages stay out.
