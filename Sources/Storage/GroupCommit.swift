@@ -135,7 +135,7 @@ final class GroupCommit: Sendable {
                     // of the database and what they captured, so running one again after
                     // a rollback is the same as running it once.
                     var again = false
-                    try db.inTransaction {
+                    try db.inCachedTransaction(.immediate) {
                         for pending in batch {
                             let succeeded = pending.run(db, false)
                             if !succeeded {
@@ -147,7 +147,7 @@ final class GroupCommit: Sendable {
                     }
                     guard again else { return }
                     retries.wrappingAdd(1, ordering: .relaxed)
-                    try db.inTransaction {
+                    try db.inCachedTransaction(.immediate) {
                         for pending in batch { _ = pending.run(db, true) }
                         return .commit
                     }

@@ -69,6 +69,13 @@ final class ReadConnections: Sendable {
             return nil
         }
         defer { state.withLock { $0.free.append(connection) } }
-        return try connection.read(body)
+        return try connection.inDatabase { db in
+            var value: T?
+            try db.inCachedTransaction(.deferred) {
+                value = try body(db)
+                return .commit
+            }
+            return value!
+        }
     }
 }

@@ -64,3 +64,43 @@ struct ReadConnectionsTests {
         #expect(results.withLock { $0 } == Array(repeating: 7, count: 64))
     }
 }
+
+@Suite("inCachedTransaction")
+struct CachedTransactionTests {
+    struct Boom: Error {}
+
+    @Test func commitsRollsBackAndRethrows() throws {
+        let queue = try DatabaseQueue()
+        try queue.inDatabase { db in
+            try db.execute(sql: "CREATE TABLE t (n INTEGER NOT NULL)")
+            try db.inCachedTransaction(.immediate) {
+                try db.execute(sql: "INSERT INTO t (n) VALUES (1)")
+                return .commit
+            }
+            try db.inCachedTransaction(.immediate) {
+                try db.execute(sql: "INSERT INTO t (n) VALUES (2)")
+                return .rollback
+            }
+            #expect(throws: Boom.self) {
+                try db.inCachedTransaction(.deferred) {
+                    try db.execute(sql: "INSERT INTO t (n) VALUES (3)")
+                    throw Boom()
+                }
+            }
+            // A failed commit (a deferred foreign key still violated) rolls back too.
+            try db.execute(sql: "CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+            try db.execute(
+                sql: "CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+            #expect(throws: DatabaseError.self) {
+                try db.inCachedTransaction(.immediate) {
+                    try db.execute(sql: "INSERT INTO t (n) VALUES (4)")
+                    try db.execute(sql: "INSERT INTO child (p) VALUES (99)")
+                    return .commit
+                }
+            }
+            #expect(!db.isInsideTransaction)
+            #expect(try Int.fetchAll(db, sql: "SELECT n FROM t ORDER BY n") == [1])
+        }
+    }
+}
