@@ -33,12 +33,14 @@ public struct ProviderTimeouts: Sendable, Equatable {
 public struct ProviderTransport: Sendable {
     /// How errors name the provider: `OpenAI-compatible provider at https://…/v1`.
     public var label: String
-    public var timeouts: ProviderTimeouts
+    public let timeouts: ProviderTimeouts
     public var retry: RetryPolicy
     /// Waits between retries.
     public var sleeper: any ProviderSleeper
     /// Paces the idle watchdog of streamed bodies.
-    public var watchdogSleeper: any ProviderSleeper
+    public let watchdogSleeper: any ProviderSleeper
+    /// Watches this provider's streamed answers for stalls.
+    let watchdog: IdleWatchdog
     public var logger: Logger
     let client: HTTPClient
 
@@ -53,6 +55,7 @@ public struct ProviderTransport: Sendable {
         self.client = client ?? ProviderHTTPClients.client(connectTimeout: timeouts.connect)
         self.sleeper = sleeper
         self.watchdogSleeper = watchdogSleeper
+        self.watchdog = IdleWatchdog(idle: timeouts.idle, sleeper: watchdogSleeper)
         self.logger = logger
     }
 
@@ -122,7 +125,7 @@ public struct ProviderTransport: Sendable {
         _ onEvent: @escaping @Sendable (inout State, SSEEvent) async throws -> Void
     ) async throws -> State {
         do {
-            return try await withIdleTimeout(timeouts.idle, sleeper: watchdogSleeper) { activity in
+            return try await withIdleTimeout(watchdog) { activity in
                 var state = initial
                 var decoder = SSEDecoder()
                 for try await chunk in response.body {
@@ -143,7 +146,7 @@ public struct ProviderTransport: Sendable {
     /// Reads a whole (non-streamed) body under the idle watchdog.
     public func readBody(_ response: HTTPClientResponse, limit: Int = 32 << 20) async throws -> ByteBuffer {
         do {
-            return try await withIdleTimeout(timeouts.idle, sleeper: watchdogSleeper) { activity in
+            return try await withIdleTimeout(watchdog) { activity in
                 var collected = ByteBuffer()
                 for try await var chunk in response.body {
                     activity.touch()

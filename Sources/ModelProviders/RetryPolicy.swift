@@ -90,37 +90,121 @@ final class StreamActivity: Sendable {
 /// Thrown by the watchdog when a stream sent nothing for its idle timeout.
 struct StreamIdleTimeout: Error {}
 
-/// Runs `operation` while a watchdog checks that it keeps making progress: when
-/// `activity` is not touched for `idle`, the operation is cancelled (AsyncHTTPClient
-/// then closes the connection) and ``StreamIdleTimeout`` is thrown. The watchdog looks
-/// four times per period, so a stall is noticed between `idle` and 1.25 × `idle`.
+/// Watches a provider's streamed answers for stalls: one loop for all of them instead
+/// of a sleeping watchdog task (and a `Task.sleep` timer in libdispatch) per model call.
+/// Every `idle / 4` it compares each watched stream's ``StreamActivity`` with what it
+/// saw last; a stream quiet for five looks in a row (the first comes up to a quarter
+/// period after the stream started) is cancelled and reported as timed out, so a stall
+/// is noticed between `idle` and 1.25 × `idle`. The loop runs only while something is
+/// watched.
+final class IdleWatchdog: Sendable {
+    let idle: Duration
+    let sleeper: any ProviderSleeper
+
+    /// One watched stream.
+    final class Watch: Sendable {
+        let activity: StreamActivity
+        let cancel: @Sendable () -> Void
+        private let expired = Atomic<Bool>(false)
+        /// Whether the watchdog cancelled the stream for its silence.
+        var timedOut: Bool { expired.load(ordering: .acquiring) }
+        func expire() { expired.store(true, ordering: .releasing) }
+
+        init(activity: StreamActivity, cancel: @escaping @Sendable () -> Void) {
+            self.activity = activity
+            self.cancel = cancel
+        }
+    }
+
+    private struct Watched {
+        var watch: Watch
+        var seen: Int
+        var quiet = 0
+    }
+
+    private struct State {
+        var watched: [ObjectIdentifier: Watched] = [:]
+        var looping = false
+    }
+    private let state = Mutex(State())
+
+    init(idle: Duration, sleeper: any ProviderSleeper) {
+        self.idle = idle
+        self.sleeper = sleeper
+    }
+
+    /// Number of streams watched now.
+    var watchedCount: Int { state.withLock { $0.watched.count } }
+
+    func watch(_ activity: StreamActivity, cancel: @escaping @Sendable () -> Void) -> Watch {
+        let watch = Watch(activity: activity, cancel: cancel)
+        let start = state.withLock { state -> Bool in
+            state.watched[ObjectIdentifier(watch)] = Watched(watch: watch, seen: activity.value)
+            if state.looping { return false }
+            state.looping = true
+            return true
+        }
+        if start { Task { await self.loop() } }
+        return watch
+    }
+
+    func unwatch(_ watch: Watch) {
+        _ = state.withLock { $0.watched.removeValue(forKey: ObjectIdentifier(watch)) }
+    }
+
+    private func loop() async {
+        let tick = idle / 4
+        while true {
+            // A sleeper that fails (only a test's, cancelled) ends nothing: look again.
+            try? await sleeper.sleep(for: tick)
+            let (stalled, more) = state.withLock { state -> ([Watch], Bool) in
+                var stalled: [Watch] = []
+                for (key, var entry) in state.watched {
+                    let now = entry.watch.activity.value
+                    if now == entry.seen {
+                        entry.quiet += 1
+                    } else {
+                        entry.quiet = 0
+                        entry.seen = now
+                    }
+                    if entry.quiet >= 5 {
+                        stalled.append(entry.watch)
+                        state.watched.removeValue(forKey: key)
+                    } else {
+                        state.watched[key] = entry
+                    }
+                }
+                if state.watched.isEmpty { state.looping = false }
+                return (stalled, !state.watched.isEmpty)
+            }
+            for watch in stalled {
+                watch.expire()
+                watch.cancel()
+            }
+            if !more { return }
+        }
+    }
+}
+
+/// Runs `operation` while `watchdog` checks that it keeps making progress: when
+/// `activity` is not touched for the watchdog's idle period, the operation is cancelled
+/// (AsyncHTTPClient then closes the connection) and ``StreamIdleTimeout`` is thrown.
+/// Cancelling the caller cancels the operation.
 func withIdleTimeout<T: Sendable>(
-    _ idle: Duration, sleeper: any ProviderSleeper,
-    _ operation: @escaping @Sendable (StreamActivity) async throws -> T
+    _ watchdog: IdleWatchdog, _ operation: @escaping @Sendable (StreamActivity) async throws -> T
 ) async throws -> T {
     let activity = StreamActivity()
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation(activity) }
-        group.addTask {
-            let tick = idle / 4
-            var quiet = 0
-            var seen = activity.value
-            while true {
-                try await sleeper.sleep(for: tick)
-                let now = activity.value
-                if now == seen {
-                    quiet += 1
-                    if quiet >= 4 { throw StreamIdleTimeout() }
-                } else {
-                    quiet = 0
-                    seen = now
-                }
-            }
+    let task = Task { try await operation(activity) }
+    let watch = watchdog.watch(activity) { task.cancel() }
+    defer { watchdog.unwatch(watch) }
+    do {
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
         }
-        defer { group.cancelAll() }
-        while let result = try await group.next() {
-            if let value = result { return value }
-        }
-        throw CancellationError()
+    } catch {
+        if watch.timedOut { throw StreamIdleTimeout() }
+        throw error
     }
 }
