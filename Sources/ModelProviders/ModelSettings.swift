@@ -115,9 +115,19 @@ struct ToolNameMap: Sendable {
         }
     }
 
+    /// 1–64 ASCII letters, digits, `_` and `-` (checked on the UTF-8 bytes: any other
+    /// byte, and so any non-ASCII character, makes the name invalid).
     static func isValid(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 64
-            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+        let bytes = name.utf8
+        return !bytes.isEmpty && bytes.count <= 64
+            && bytes.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                    true
+                default: false
+                }
+            }
     }
 
     /// The wire name of a tool; names of tools not offered in this request (calls in the

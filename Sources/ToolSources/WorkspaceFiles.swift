@@ -50,7 +50,7 @@ public struct WorkspacePath: Sendable {
             throw Problem.empty
         }
         if trimmed.hasPrefix("/") || trimmed.hasPrefix("~") { throw Problem.absolute(trimmed) }
-        let components = trimmed.split(separator: "/", omittingEmptySubsequences: true)
+        let components = trimmed.split(separator: "/" as Character, omittingEmptySubsequences: true)
         if components.contains("..") { throw Problem.escapes(trimmed) }
         var current = rootPath
         var realRoot: String?

@@ -57,7 +57,7 @@ struct CompatKit: Sendable {
     func authenticate(_ request: Request, keyHeader: HTTPField.Name? = nil) async throws -> Authentication {
         var presented: String?
         if let header = request.headers[.authorization] {
-            let parts = header.split(separator: " ", maxSplits: 1)
+            let parts = header.split(separator: " " as Character, maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else { return .invalid }
             presented = parts[1].trimmingWhitespace(includingNewlines: false)
         } else if let keyHeader, let value = request.headers[keyHeader] {

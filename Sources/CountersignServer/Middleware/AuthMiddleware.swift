@@ -21,7 +21,7 @@ public struct AuthMiddleware: RouterMiddleware {
         async throws -> Response
     {
         guard let header = request.headers[.authorization] else { throw CountersignErrorResponse.unauthenticated }
-        let parts = header.split(separator: " ", maxSplits: 1)
+        let parts = header.split(separator: " " as Character, maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw CountersignErrorResponse.unauthenticated
         }

@@ -67,7 +67,7 @@ public struct RateLimitMiddleware: RouterMiddleware {
         if let wait = perKey.take("key:" + identity.keyPrefix) {
             throw Self.limited(wait, "Too many requests for this API key.")
         }
-        let parts = request.uri.path.split(separator: "/")
+        let parts = request.uri.path.split(separator: "/" as Character)
         if parts.count >= 3, parts[0] == "v1", parts[1] == "sessions", let wait = perSession.take("session:" + parts[2])
         {
             throw Self.limited(wait, "Too many requests for this session.")
