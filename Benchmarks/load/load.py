@@ -13,8 +13,10 @@ the server's CPU time per conversation (utime+stime from /proc/<pid>/stat).
 It also prints approve->tool.started: from the moment the client sends the approve request
 to the `created_at` of the session's `tool.started` event, read back from the event log
 after the timed run (so it adds no load while measuring). The server writes that
-timestamp when it claims the call, right before the tool runs. Event timestamps have
-whole milliseconds (rounded down), so this figure reads up to 1 ms low; the
+timestamp in the commit that claims the call, right before the tool runs; a decision
+that lets the run go on makes that claim in its own commit, so the decision's and the
+tool's events share one timestamp. Event timestamps have whole milliseconds (rounded
+down), so this figure reads up to 1 ms low and can go a little below 0; the
 decided->tool.started line is the same gap measured between the two server timestamps.
 
 The stub runs in its own process (so it does not share the driver's GIL). It speaks the

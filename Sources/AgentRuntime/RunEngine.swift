@@ -157,11 +157,8 @@ public final class RunEngine: Sendable {
     public func decide(confirmationID: String, request: DecisionRequest, decidedBy: String) async throws
         -> DecisionResult
     {
-        guard let confirmation = try await store.confirmation(id: confirmationID) else {
+        guard let (confirmation, session) = try await store.confirmationAndSession(id: confirmationID) else {
             throw CountersignError.notFound("Confirmation")
-        }
-        guard let session = try await store.session(id: confirmation.sessionID) else {
-            throw CountersignError.notFound("Session")
         }
         return try await decide(confirmation, in: session, request: request, decidedBy: decidedBy)
     }
