@@ -251,6 +251,10 @@ public enum ProviderHTTPClients {
             // connect timeout on every attempt: 43 s before a stopped provider was reported.
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.decompression = .enabled(limit: .ratio(25))
+            // Countersign exports no traces: without a tracer the client skips the span
+            // it would open per request (and a second parse of the URL for its attributes)
+            // for the no-op tracer of an unconfigured InstrumentationSystem.
+            configuration.tracing.tracer = nil
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             clients[key] = client
             return client
