@@ -121,14 +121,15 @@ enum FileSystem {
     /// renamed over `path`. A reader sees the old file or the new one, never a part, and
     /// a crash leaves at most a stray temporary file. Missing parent folders are created.
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let folder = path[..<(path.lastIndex(of: "/") ?? path.startIndex)]
+        // The folder of `path` ("" for a file in "/", "." for a bare name).
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         let temporary = "\(folder)/.countersign-\(String(UInt64.random(in: .min ... .max), radix: 36)).tmp"
         var descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         if descriptor < 0, errno == ENOENT {
-            try makeFolders(String(folder))
+            try makeFolders(folder)
             descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         }
-        guard descriptor >= 0 else { throw Failure(operation: "create a file in", path: String(folder), code: errno) }
+        guard descriptor >= 0 else { throw Failure(operation: "create a file in", path: folder, code: errno) }
         var failure: Failure?
         bytes.withUnsafeBytes { buffer in
             var offset = 0
