@@ -45,11 +45,12 @@ public final class SQLiteStore: Store {
         return try await pool.write(body)
     }
 
-    /// One read transaction, run on the calling thread. A read in WAL mode never waits
-    /// for the writer, and the pool has more reader connections (5) than the cooperative
-    /// pool has threads, so this blocks its thread only while SQLite reads; GRDB's async
-    /// `read` would add two thread hand-offs (to the reader's queue and back) to every
-    /// read, more than most of the store's reads cost.
+    /// One read transaction, run on the calling thread, on a connection of ``readers``
+    /// (or the pool's, when all of those are busy). A read in WAL mode never waits for
+    /// the writer, and there are more read connections (5) than the cooperative pool has
+    /// threads, so this blocks its thread only while SQLite reads; GRDB's async `read`
+    /// would add two thread hand-offs (to the reader's queue and back) to every read,
+    /// more than most of the store's reads cost.
     func readNow<T>(_ body: (Database) throws -> T) throws -> T {
         if let value = try readers.read(body) { return value }
         return try pool.read(body)
