@@ -254,19 +254,6 @@ public struct DecisionOutcome: Sendable, Equatable {
 }
 
 extension Store {
-    /// Two reads, for stores without a single-transaction version.
-    public func runSnapshotAndContext(runID: String) async throws -> (RunSnapshot, ModelContext?) {
-        let snapshot = try await runSnapshot(runID: runID)
-        return (snapshot, snapshot.callsModelNext ? try await modelContext(runID: runID) : nil)
-    }
-
-    public func confirmationAndSession(id: String) async throws -> (Confirmation, Session)? {
-        guard let confirmation = try await confirmation(id: id),
-            let session = try await session(id: confirmation.sessionID)
-        else { return nil }
-        return (confirmation, session)
-    }
-
     /// A decision that claims nothing (the run's driver claims its calls itself).
     public func decide(
         confirmationID: String, request: DecisionRequest, decidedBy: String, grantAllowed: Bool, now: Date

@@ -415,10 +415,9 @@ extension SQLiteStore {
                 // The call the run's driver would claim first: the step's first unsettled
                 // one, if it is ready (an interrupted one goes first, through the driver).
                 if claimNext,
-                    var next = try db.fetchAllCached(
-                        sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
-                        arguments: [run.id, run.step], decode: toolCall
-                    ).first(where: { $0.status == .ready || $0.status == .interrupted }),
+                    var next = try loadStepCalls(db, run).first(where: {
+                        $0.status == .ready || $0.status == .interrupted
+                    }),
                     next.status == .ready, try claim(db, &next, rerun: false, now: now)
                 {
                     drafts.append(EventFactory.toolStarted(next))

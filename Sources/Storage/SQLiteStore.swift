@@ -272,8 +272,7 @@ public final class SQLiteStore: Store {
     public func modelContext(runID: String) async throws -> ModelContext {
         try readNow { db in
             guard let run = try Self.loadRun(db, runID), run.status == .running else { throw RunStopped() }
-            return ModelContext(
-                history: try Self.loadHistory(db, run.sessionID), grants: try Self.loadGrants(db, run.sessionID))
+            return try Self.loadModelContext(db, run.sessionID)
         }
     }
 
@@ -285,22 +284,26 @@ public final class SQLiteStore: Store {
         try readNow { db in
             let snapshot = try Self.loadRunSnapshot(db, runID)
             guard snapshot.callsModelNext else { return (snapshot, nil) }
-            let sessionID = snapshot.session.id
-            return (
-                snapshot,
-                ModelContext(history: try Self.loadHistory(db, sessionID), grants: try Self.loadGrants(db, sessionID))
-            )
+            return (snapshot, try Self.loadModelContext(db, snapshot.session.id))
         }
+    }
+
+    static func loadModelContext(_ db: Database, _ sessionID: String) throws -> ModelContext {
+        ModelContext(history: try loadHistory(db, sessionID), grants: try loadGrants(db, sessionID))
     }
 
     static func loadRunSnapshot(_ db: Database, _ runID: String) throws -> RunSnapshot {
         guard let run = try loadRun(db, runID), let session = try loadSession(db, run.sessionID) else {
             throw CountersignError.notFound("Run")
         }
-        let calls = try db.fetchAllCached(
+        return RunSnapshot(run: run, session: session, calls: try loadStepCalls(db, run))
+    }
+
+    /// The tool calls of the run's current step, in the order the model asked for them.
+    static func loadStepCalls(_ db: Database, _ run: Run) throws -> [ToolCall] {
+        try db.fetchAllCached(
             sql: "SELECT * FROM tool_calls WHERE run_id = ? AND step = ? ORDER BY idx",
-            arguments: [run.id, run.step], decode: Self.toolCall)
-        return RunSnapshot(run: run, session: session, calls: calls)
+            arguments: [run.id, run.step], decode: toolCall)
     }
 
     /// Everything `commitStep` writes is encoded here, before the write: the single
