@@ -129,6 +129,16 @@ BY_DESIGN: list[dict] = [
         "when": lambda case, response: bool(
             re.fullmatch(r"[0-9]{1,18}", str(_case_header(case, "Last-Event-ID")))),
     },
+    {
+        "id": "revoking-grants-keeps-the-list",
+        "operation": "DELETE /v1/sessions/{id}/grants",
+        "code": "ST301",  # deleted resource still available
+        # This DELETE revokes grants (all of them, or those of `?tool=`); it does not
+        # delete the session's grant list, which GET still answers with what is left
+        # (documented on the operation). Only a 200 list read afterwards is dropped.
+        "when": lambda case, response: response.status_code == 200
+        and isinstance(json.loads(response.content).get("data"), list),
+    },
 ]
 
 
